@@ -1,0 +1,182 @@
+"""The stream hub: one broker subscription per tenant per process, fanned out to its streams.
+
+A tenant's channel is subscribed when its first local stream opens and
+unsubscribed after its last one closes. All subscribe and unsubscribe calls
+go through one manager task, so they never race one another and a stream
+that closes inside a cancelled task need not await anything.
+"""
+
+import asyncio
+import logging
+import uuid
+from collections import deque
+from dataclasses import dataclass
+
+from metricstream.stream.broker import Source
+from metricstream.stream.events import metrics_frame, seq_of
+from metricstream.tenants.models import channel_for
+
+log = logging.getLogger(__name__)
+
+# After a failed (un)subscribe, the manager retries the channel after this.
+RESUBSCRIBE_DELAY_SECONDS = 0.5
+
+
+class HubUnavailable(Exception):
+    """The broker did not confirm a subscription in time; the stream cannot start."""
+
+
+class Subscription:
+    """One stream's bounded inbox. Pushing never blocks: a full inbox overflows."""
+
+    __slots__ = ("_frames", "_wakeup", "channel", "limit", "overflowed", "tenant_id")
+
+    def __init__(self, tenant_id: uuid.UUID, limit: int) -> None:
+        self.tenant_id = tenant_id
+        self.channel = channel_for(tenant_id)
+        self.limit = limit
+        self.overflowed = False
+        self._frames: deque[bytes] = deque()
+        self._wakeup = asyncio.Event()
+
+    def push(self, frame: bytes) -> bool:
+        """Queue a frame; False if the stream is too far behind and its frames were dropped."""
+        if len(self._frames) >= self.limit:
+            self._frames.clear()
+            self.overflowed = True
+            self._wakeup.set()
+            return False
+        self._frames.append(frame)
+        self._wakeup.set()
+        return True
+
+    async def take(self, within: float) -> list[bytes]:
+        """Every pending frame, waiting up to `within` seconds for one; [] if none came."""
+        if not self._frames and not self.overflowed:
+            self._wakeup.clear()
+            try:
+                async with asyncio.timeout(within):
+                    await self._wakeup.wait()
+            except TimeoutError:
+                return []
+        frames = list(self._frames)
+        self._frames.clear()
+        return frames
+
+
+@dataclass
+class HubStats:
+    frames_fanned_out: int = 0
+    frames_dropped: int = 0
+    overflows: int = 0
+    subscribe_failures: int = 0
+
+
+class Hub:
+    def __init__(self, source: Source, *, queue_frames: int, subscribe_timeout: float) -> None:
+        self._source = source
+        self._queue_frames = queue_frames
+        self._subscribe_timeout = subscribe_timeout
+        self._streams: dict[str, set[Subscription]] = {}
+        self._active: set[str] = set()  # channels the broker has confirmed
+        self._ready: dict[str, asyncio.Future[None]] = {}
+        self._dirty: set[str] = set()
+        self._dirty_event = asyncio.Event()
+        self._manager: asyncio.Task[None] | None = None
+        self.stats = HubStats()
+
+    async def start(self) -> None:
+        await self._source.connect(self._dispatch)
+        self._manager = asyncio.create_task(self._manage(), name="hub-subscriptions")
+
+    async def stop(self) -> None:
+        if self._manager:
+            self._manager.cancel()
+            await asyncio.gather(self._manager, return_exceptions=True)
+        await self._source.close()
+
+    @property
+    def stream_count(self) -> int:
+        return sum(len(streams) for streams in self._streams.values())
+
+    @property
+    def channels(self) -> list[str]:
+        return sorted(self._active)
+
+    async def open(self, tenant_id: uuid.UUID) -> Subscription:
+        """A new stream's subscription, once its channel is live at the broker."""
+        sub = Subscription(tenant_id, self._queue_frames)
+        self._streams.setdefault(sub.channel, set()).add(sub)
+        if sub.channel in self._active:
+            return sub
+        ready = self._ready.get(sub.channel)
+        if ready is None:
+            ready = self._ready[sub.channel] = asyncio.get_running_loop().create_future()
+        self._mark(sub.channel)
+        try:
+            async with asyncio.timeout(self._subscribe_timeout):
+                await asyncio.shield(ready)
+        except TimeoutError:
+            self.close(sub)
+            raise HubUnavailable(sub.channel) from None
+        except BaseException:
+            self.close(sub)
+            raise
+        return sub
+
+    def close(self, sub: Subscription) -> None:
+        """Synchronous, so a cancelled stream task can call it from `finally`."""
+        streams = self._streams.get(sub.channel)
+        if streams is None:
+            return
+        streams.discard(sub)
+        if not streams:
+            del self._streams[sub.channel]
+            self._mark(sub.channel)
+
+    def _mark(self, channel: str) -> None:
+        self._dirty.add(channel)
+        self._dirty_event.set()
+
+    def _dispatch(self, channel: str, payload: bytes) -> None:
+        streams = self._streams.get(channel)
+        if not streams:
+            return
+        seq = seq_of(payload)
+        if seq is None:
+            log.error("dropping a message without a sequence number on %s", channel)
+            return
+        frame = metrics_frame(seq, payload)  # encoded once, written by every stream
+        stats = self.stats
+        for sub in streams:
+            if sub.push(frame):
+                stats.frames_fanned_out += 1
+            else:
+                stats.overflows += 1
+                stats.frames_dropped += sub.limit + 1
+
+    async def _manage(self) -> None:
+        while True:
+            await self._dirty_event.wait()
+            self._dirty_event.clear()
+            while self._dirty:
+                channel = self._dirty.pop()
+                try:
+                    await self._reconcile(channel)
+                except Exception as exc:  # the broker is down: keep the channel, try again
+                    self.stats.subscribe_failures += 1
+                    log.warning("could not (un)subscribe %s: %s", channel, exc)
+                    await asyncio.sleep(RESUBSCRIBE_DELAY_SECONDS)
+                    self._mark(channel)
+
+    async def _reconcile(self, channel: str) -> None:
+        wanted = channel in self._streams
+        if wanted and channel not in self._active:
+            await self._source.subscribe(channel)
+            self._active.add(channel)
+        elif not wanted and channel in self._active:
+            self._active.discard(channel)
+            await self._source.unsubscribe(channel)
+        ready = self._ready.pop(channel, None)
+        if ready and not ready.done():
+            ready.set_result(None)
