@@ -122,7 +122,7 @@ INGEST_MAX_METRICS = env_int("INGEST_MAX_METRICS", 5000, minimum=1)
 INGEST_MAX_FUTURE_SECONDS = env_int("INGEST_MAX_FUTURE_SECONDS", 600, minimum=0)
 
 # --- Jobs (Celery) ----------------------------------------------------------
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"
 # Without Redis there is no worker: ProcessMetricSubmission runs in-process.
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
