@@ -53,8 +53,36 @@ def main(argv: list[str] | None = None) -> int:
 
     from django.core.management import execute_from_command_line
 
+    if args[0] in NEEDS_SCHEMA and not {"-h", "--help"} & set(args):
+        problem = schema_problem()
+        if problem:
+            print(f"metricstream: {problem}", file=sys.stderr)
+            return 2
     execute_from_command_line(["metricstream", *args])
     return 0
+
+
+# Commands that read or write the application's tables.
+NEEDS_SCHEMA = {"serve", "worker", "tenant", "token", "user", "grant"}
+
+
+def schema_problem() -> str:
+    """Why the database cannot serve the application yet, or "" if it can."""
+    from django.db import DEFAULT_DB_ALIAS, connections
+    from django.db.migrations.executor import MigrationExecutor
+    from django.db.utils import Error
+
+    connection = connections[DEFAULT_DB_ALIAS]
+    try:
+        executor = MigrationExecutor(connection)
+        pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    except Error as exc:
+        return f"cannot reach the database: {exc}".strip()
+    finally:
+        connection.close()
+    if pending:
+        return "the database schema is not up to date; run `metricstream migrate` first"
+    return ""
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Django settings, read from the environment (see docs/configuration.md).
+"""Django settings, read from the environment (see "Configuration" in the README).
 
 With neither DATABASE_URL nor REDIS_URL set, Metricstream runs its embedded
 default: a SQLite file under var/, jobs in-process and an in-process broker in

@@ -18,11 +18,12 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         email = options["email"].strip().lower()
+        tenant_id = parse_tenant_id(options["tenant_id"])
         user = get_user_model().objects.filter(username=email).first()
         if user is None:
             raise CommandError(f"no operator {email}; create one with `metricstream user create`")
-        tenant = Tenant.objects.filter(pk=parse_tenant_id(options["tenant_id"])).first()
+        tenant = Tenant.objects.filter(pk=tenant_id).first()
         if tenant is None:
-            raise CommandError(f"no tenant with id {options['tenant_id']}")
+            raise CommandError(f"no tenant with id {tenant_id}")
         grant(user, tenant.pk)
         self.stdout.write(f"{email} may now watch {tenant.name!r}")

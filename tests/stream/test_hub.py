@@ -1,0 +1,109 @@
+"""The hub's fan-out and subscription bookkeeping, over the embedded broker."""
+
+import asyncio
+import threading
+import uuid
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from metricstream.stream.broker import LocalBroker
+from metricstream.stream.hub import Hub, HubUnavailable
+from metricstream.tenants.models import channel_for
+
+ALICE = uuid.UUID("00000000-0000-4000-8000-00000000a11c")
+BOB = uuid.UUID("00000000-0000-4000-8000-000000000b0b")
+
+
+def payload(tenant: uuid.UUID, seq: int) -> bytes:
+    return b'[{"tenant_id":"%s","seq":%d,"name":"cpu","value":1.0}]' % (str(tenant).encode(), seq)
+
+
+def run(test: Callable[[Hub, LocalBroker], Awaitable[None]], queue_frames: int = 8) -> None:
+    async def main() -> None:
+        broker = LocalBroker()
+        hub = Hub(broker, queue_frames=queue_frames, subscribe_timeout=1.0)
+        await hub.start()
+        try:
+            await test(hub, broker)
+        finally:
+            await hub.stop()
+
+    asyncio.run(main())
+
+
+def test_it_fans_one_frame_out_to_every_stream_of_the_tenant_only() -> None:
+    async def test(hub: Hub, broker: LocalBroker) -> None:
+        alice_1, alice_2, bob = await hub.open(ALICE), await hub.open(ALICE), await hub.open(BOB)
+        broker.publish(channel_for(ALICE), payload(ALICE, 7))
+        await asyncio.sleep(0)
+
+        first, second = await alice_1.take(1), await alice_2.take(1)
+        assert first == [b"id: 7\nevent: metrics\ndata: " + payload(ALICE, 7) + b"\n\n"]
+        assert first[0] is second[0], "a frame is encoded once, not once per stream"
+        assert await bob.take(0.05) == []
+
+    run(test)
+
+
+def test_it_subscribes_on_the_first_stream_and_unsubscribes_after_the_last() -> None:
+    async def test(hub: Hub, broker: LocalBroker) -> None:
+        first = await hub.open(ALICE)
+        second = await hub.open(ALICE)
+        assert (broker.subscriptions(), hub.stream_count) == (1, 2)
+
+        hub.close(first)
+        await asyncio.sleep(0.01)
+        assert (broker.subscriptions(), hub.stream_count) == (1, 1)
+
+        hub.close(second)
+        await asyncio.sleep(0.01)
+        assert (broker.subscriptions(), hub.stream_count, hub.channels) == (0, 0, [])
+
+    run(test)
+
+
+def test_it_drops_a_slow_streams_frames_without_touching_the_others() -> None:
+    async def test(hub: Hub, broker: LocalBroker) -> None:
+        slow, fast = await hub.open(ALICE), await hub.open(ALICE)
+        for seq in range(1, 4):
+            broker.publish(channel_for(ALICE), payload(ALICE, seq))
+            await asyncio.sleep(0)
+            assert len(await fast.take(1)) == 1
+
+        assert slow.overflowed
+        assert await slow.take(1) == []
+        assert not fast.overflowed
+        assert hub.stats.overflows == 1
+
+    run(test, queue_frames=2)
+
+
+def test_it_delivers_what_a_job_thread_publishes() -> None:
+    async def test(hub: Hub, broker: LocalBroker) -> None:
+        sub = await hub.open(BOB)
+        thread = threading.Thread(target=broker.publish, args=(channel_for(BOB), payload(BOB, 3)))
+        thread.start()
+        frames = await sub.take(1)
+        thread.join()
+        assert frames == [b"id: 3\nevent: metrics\ndata: " + payload(BOB, 3) + b"\n\n"]
+
+    run(test)
+
+
+def test_it_refuses_a_stream_when_the_broker_never_confirms() -> None:
+    class Silent(LocalBroker):
+        async def subscribe(self, channel: str) -> None:
+            await asyncio.sleep(3600)
+
+    async def main() -> None:
+        hub = Hub(Silent(), queue_frames=8, subscribe_timeout=0.1)
+        await hub.start()
+        try:
+            with pytest.raises(HubUnavailable):
+                await hub.open(ALICE)
+            assert hub.stream_count == 0
+        finally:
+            await hub.stop()
+
+    asyncio.run(main())
