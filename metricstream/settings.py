@@ -129,10 +129,15 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_DEFAULT_QUEUE = env_str("METRICSTREAM_QUEUE", "metricstream.ingest")
 # Socket timeouts towards Redis, so a dead connection is noticed.
 REDIS_SOCKET_TIMEOUT_SECONDS = env_float("REDIS_SOCKET_TIMEOUT_SECONDS", 5.0, minimum=0.1)
+# Redelivery of a job whose worker died before acknowledging it. The job is
+# idempotent, so an early redelivery costs work, never a duplicate.
+CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 300, minimum=10)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    # Redelivery of a job whose worker died before acknowledging it. The job is
-    # idempotent, so an early redelivery costs work, never a duplicate.
-    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 300, minimum=10),
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+    # Sweep for abandoned jobs ten times per visibility timeout (kombu's default
+    # sweeps every 100 s whatever the timeout).
+    "unacked_restore_interval": max(1, CELERY_VISIBILITY_TIMEOUT // 10),
+    "unacked_restore_throttle": 1,
     "socket_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
     "socket_connect_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
 }
@@ -149,8 +154,19 @@ STREAM_HEARTBEAT_SECONDS = env_float("STREAM_HEARTBEAT_SECONDS", 15.0, minimum=0
 STREAM_MAX_LIFETIME_SECONDS = env_float("STREAM_MAX_LIFETIME_SECONDS", 1800.0, minimum=1.0)
 # The reconnect delay sent to browsers in the `retry:` field.
 STREAM_RETRY_MILLISECONDS = env_int("STREAM_RETRY_MILLISECONDS", 2000, minimum=0)
-# Frames a stream may have pending before it is treated as a slow consumer.
+# Frames a stream may have pending before it is treated as a slow consumer:
+# its pending frames are dropped and it catches up from the database.
 STREAM_QUEUE_FRAMES = env_int("STREAM_QUEUE_FRAMES", 256, minimum=1)
+# The replay window: a Last-Event-ID more batches back than this, or whose next
+# batch is older than this, gets `event: reset` instead of a replay.
+STREAM_REPLAY_MAX_BATCHES = env_int("STREAM_REPLAY_MAX_BATCHES", 10_000, minimum=1)
+STREAM_REPLAY_MAX_AGE_SECONDS = env_float("STREAM_REPLAY_MAX_AGE_SECONDS", 3600.0, minimum=1.0)
+# One replay query reads at most this many batches / metrics.
+STREAM_REPLAY_PAGE_BATCHES = env_int("STREAM_REPLAY_PAGE_BATCHES", 500, minimum=1)
+STREAM_REPLAY_PAGE_METRICS = env_int("STREAM_REPLAY_PAGE_METRICS", 20_000, minimum=1)
+# Threads (and so database connections) for the stream app's reads: auth at
+# connect, replay and catch-up.
+STREAM_DB_THREADS = env_int("STREAM_DB_THREADS", 4, minimum=1)
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 LOGGING = {

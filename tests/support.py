@@ -1,14 +1,19 @@
 """Real processes for tests: a uvicorn server, a Celery worker, an SSE reader, a form login."""
 
+import contextlib
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from unittest import mock
 
 import httpx
 
@@ -54,18 +59,25 @@ class Process:
                 self.popen.kill()
                 self.popen.wait()
 
+    def kill(self) -> None:
+        """SIGKILL the process and its children: a crash, not a shutdown."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait()
+
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
 
 def start(args: list[str], env: dict[str, str], log: Path, cwd: Path | None = None) -> Process:
-    handle = log.open("wb")
+    handle = log.open("ab")
     popen = subprocess.Popen(
         [sys.executable, "-m", "metricstream.cli", *args],
         env=env,
         cwd=cwd,
         stdout=handle,
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # so a test can kill the process and its children at once
     )
     return Process(popen, log)
 
@@ -75,8 +87,10 @@ class Server(Process):
     base: str = ""
 
 
-def start_server(env: dict[str, str], log: Path, cwd: Path | None = None) -> Server:
-    port = free_port()
+def start_server(
+    env: dict[str, str], log: Path, cwd: Path | None = None, port: int | None = None
+) -> Server:
+    port = port or free_port()
     proc = start(["serve", "--port", str(port)], env, log, cwd)
     server = Server(proc.popen, proc.log, f"http://127.0.0.1:{port}")
     deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
@@ -168,3 +182,53 @@ def base_env(**overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
     env.update(overrides)
     return env
+
+
+def commit_batches(
+    tenant_id: object,
+    count: int,
+    *,
+    interval: float = 0.0,
+    size: int = 1,
+    wide: bool = False,
+    publisher: object | None = None,
+) -> None:
+    """Commit batches as ProcessMetricSubmission does, from this process (in a thread).
+
+    `publisher` replaces the configured one, to publish to another real Redis;
+    `wide` gives every metric the most labels allowed, each as long as allowed (~4 KB).
+    """
+    from django.db import connection
+
+    from metricstream.ingest.services import Submission, store_submission
+
+    patch = (
+        mock.patch("metricstream.ingest.services.get_publisher", return_value=publisher)
+        if publisher is not None
+        else contextlib.nullcontext()
+    )
+    try:
+        with patch:
+            padding = {f"k{k}": "x" * 256 for k in range(15)} if wide else {}
+            for index in range(count):
+                now = time.time()
+                metrics = [
+                    {
+                        "name": "n",
+                        "value": float(index),
+                        "timestamp": now,
+                        "labels": {"i": str(i), **padding},
+                    }
+                    for i in range(size)
+                ]
+                store_submission(Submission(uuid.uuid4(), tenant_id, now, metrics))  # type: ignore[arg-type]
+                if interval:
+                    time.sleep(interval)
+    finally:
+        connection.close()
+
+
+def committing(tenant_id: object, count: int, **options: object) -> threading.Thread:
+    thread = threading.Thread(target=commit_batches, args=(tenant_id, count), kwargs=options)
+    thread.start()
+    return thread

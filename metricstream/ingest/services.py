@@ -106,4 +106,4 @@ def publish(channel: str, payload: bytes) -> None:
     try:
         get_publisher().publish(channel, payload)
     except Exception:
-        log.exception("could not publish on %s; the batch is stored but was not broadcast", channel)
+        log.warning("could not publish on %s; the batch is stored but was not broadcast", channel)

@@ -1,7 +1,10 @@
 """Running the ASGI application under uvicorn."""
 
 import argparse
+import asyncio
 import logging
+import socket
+from types import FrameType
 
 import uvicorn
 from django.conf import settings
@@ -31,6 +34,26 @@ def describe_mode() -> str:
     return f"database: {engine}; broker: {broker}"
 
 
+class GracefulServer(uvicorn.Server):
+    """On SIGTERM/SIGINT, end open streams at once so uvicorn's own drain completes quickly.
+
+    Browsers reconnect (to any replica) with Last-Event-ID and miss nothing.
+    """
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().startup(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        from metricstream.stream.app import drain
+
+        loop = getattr(self, "_loop", None)
+        if loop is not None and not self.should_exit:
+            log.info("shutting down: ending open streams (grace %ss)", SHUTDOWN_GRACE_SECONDS)
+            loop.call_soon_threadsafe(drain)
+        super().handle_exit(sig, frame)
+
+
 def server(host: str, port: int) -> uvicorn.Server:
     config = uvicorn.Config(
         "metricstream.asgi:application",
@@ -42,4 +65,4 @@ def server(host: str, port: int) -> uvicorn.Server:
         # Streams are long-lived by design; proxies in front set their own limits.
         timeout_keep_alive=5,
     )
-    return uvicorn.Server(config)
+    return GracefulServer(config)

@@ -1,11 +1,11 @@
-"""The Starlette app serving /api/v1/stream/: thin handlers over the hub."""
+"""The Starlette app serving /api/v1/stream/: thin handlers over the hub and the replay reads."""
 
-import logging
+import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -13,13 +13,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from metricstream.stream.broker import get_source
-from metricstream.stream.hub import Hub, HubUnavailable
+from metricstream.stream.hub import Hub
+from metricstream.stream.reads import Reads, ReplayLimits
 from metricstream.stream.response import EventStreamResponse
-from metricstream.stream.selectors import Access, session_user, stream_access
-
-log = logging.getLogger(__name__)
+from metricstream.stream.selectors import Access
 
 PREFIX = "/api/v1/stream"
+# Hubs of this process, so a signal handler can drain them (graceful shutdown).
+_hubs: set[Hub] = set()
 
 
 def error(status: int, code: str, message: str) -> JSONResponse:
@@ -30,27 +31,41 @@ UNAUTHENTICATED = ("unauthenticated", "Log in to open a stream.")
 FORBIDDEN = ("forbidden", "You are not a member of this tenant, or it does not exist.")
 
 
+def last_event_id(request: Request) -> int | None:
+    """The client's resume point: the header browsers send on reconnect, or a query parameter."""
+    raw = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or len(raw) > 18:
+        raise ValueError(raw)
+    return int(raw)
+
+
 async def stream(request: Request) -> Response | EventStreamResponse:
     try:
         tenant_id = uuid.UUID(request.path_params["tenant"])
     except ValueError:
         return error(404, "not_found", "No such stream: the tenant id is not a UUID.")
-    session_key = request.cookies.get(settings.SESSION_COOKIE_NAME)
-    access = await sync_to_async(stream_access)(session_key, tenant_id)
+    try:
+        resume = last_event_id(request)
+    except ValueError:
+        return error(400, "bad_request", "Last-Event-ID must be a sequence number (0 or more).")
+    hub: Hub = request.app.state.hub
+    reads: Reads = request.app.state.reads
+    access = await reads.access(request.cookies.get(settings.SESSION_COOKIE_NAME), tenant_id)
     if access is Access.ANONYMOUS:
         return error(401, *UNAUTHENTICATED)
     if access is Access.FORBIDDEN:
         return error(403, *FORBIDDEN)
+    if hub.draining:
+        return error(503, "unavailable", "This server is shutting down; reconnect.")
 
-    hub: Hub = request.app.state.hub
-    try:
-        sub = await hub.open(tenant_id)
-    except HubUnavailable:
-        log.warning("stream for %s refused: the broker did not confirm the subscription", tenant_id)
-        return error(503, "unavailable", "The live feed is unavailable; retry shortly.")
+    sub = await hub.open(tenant_id)
     return EventStreamResponse(
         hub,
         sub,
+        reads,
+        last_id=resume,
         heartbeat=settings.STREAM_HEARTBEAT_SECONDS,
         lifetime=settings.STREAM_MAX_LIFETIME_SECONDS,
         retry_ms=settings.STREAM_RETRY_MILLISECONDS,
@@ -58,23 +73,48 @@ async def stream(request: Request) -> Response | EventStreamResponse:
 
 
 async def status(request: Request) -> Response:
-    """This process's streams and subscriptions, for operators (staff only)."""
-    user = await sync_to_async(session_user)(request.cookies.get(settings.SESSION_COOKIE_NAME))
+    """This process's streams, subscriptions and delivery counters (staff only)."""
+    user = await request.app.state.reads.user(request.cookies.get(settings.SESSION_COOKIE_NAME))
     if not user.is_authenticated:
         return error(401, *UNAUTHENTICATED)
     if not user.is_staff:
         return error(403, "forbidden", "Only staff may read the stream status.")
     hub: Hub = request.app.state.hub
+    stats = hub.stats
     return JSONResponse(
         {
             "streams": hub.stream_count,
+            # While Redis is down every stream is behind: it catches up on reconnect.
+            "streams_behind": hub.stream_count if not hub.connected else hub.behind_count,
             "channels": hub.channels,
-            "frames_fanned_out": hub.stats.frames_fanned_out,
-            "frames_dropped": hub.stats.frames_dropped,
-            "overflows": hub.stats.overflows,
-            "subscribe_failures": hub.stats.subscribe_failures,
+            "broker": "connected" if hub.connected else "disconnected",
+            "reconnects": hub.reconnects,
+            "draining": hub.draining,
+            "frames_fanned_out": stats.frames_fanned_out,
+            "frames_dropped": stats.frames_dropped,
+            "overflows": stats.overflows,
+            "catch_ups": stats.catch_ups,
+            "catch_up_batches": stats.catch_up_batches,
+            "resets": stats.resets,
+            "subscribe_failures": stats.subscribe_failures,
+            # For spotting leaks: both return to their idle level when streams close.
+            "tasks": len(asyncio.all_tasks()),
+            "open_fds": _open_fds(),
         }
     )
+
+
+def _open_fds() -> int | None:
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:  # not Linux
+        return None
+
+
+def drain() -> None:
+    """End every open stream and refuse new ones: called on SIGTERM."""
+    for hub in _hubs:
+        hub.drain()
 
 
 @asynccontextmanager
@@ -84,12 +124,24 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         queue_frames=settings.STREAM_QUEUE_FRAMES,
         subscribe_timeout=settings.REDIS_SOCKET_TIMEOUT_SECONDS,
     )
+    reads = Reads(
+        threads=settings.STREAM_DB_THREADS,
+        limits=ReplayLimits(
+            max_batches=settings.STREAM_REPLAY_MAX_BATCHES,
+            max_age_seconds=settings.STREAM_REPLAY_MAX_AGE_SECONDS,
+            page_batches=settings.STREAM_REPLAY_PAGE_BATCHES,
+            page_metrics=settings.STREAM_REPLAY_PAGE_METRICS,
+        ),
+    )
     await hub.start()
-    app.state.hub = hub
+    app.state.hub, app.state.reads = hub, reads
+    _hubs.add(hub)
     try:
         yield
     finally:
+        _hubs.discard(hub)
         await hub.stop()
+        reads.close()
 
 
 def build() -> Starlette:

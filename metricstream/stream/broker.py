@@ -6,7 +6,6 @@ Both transports implement the same two interfaces.
 """
 
 import asyncio
-import logging
 import threading
 from collections.abc import Callable
 from functools import cache
@@ -15,9 +14,8 @@ from typing import Protocol
 import redis
 from django.conf import settings
 
-log = logging.getLogger(__name__)
-
 Deliver = Callable[[str, bytes], None]
+Notify = Callable[[], None]
 
 
 class Publisher(Protocol):
@@ -25,9 +23,18 @@ class Publisher(Protocol):
 
 
 class Source(Protocol):
-    """What the hub reads from: channel subscriptions and a stream of messages."""
+    """What the hub reads from.
 
-    async def connect(self, deliver: Deliver) -> None: ...
+    `connect` starts the source; it calls `restored` each time a connection is
+    (re-)established with no channel subscribed, and `lost` when one is lost;
+    `subscribe` returns once the broker has confirmed the subscription.
+    """
+
+    @property
+    def connected(self) -> bool: ...
+    @property
+    def reconnects(self) -> int: ...
+    async def connect(self, deliver: Deliver, lost: Notify, restored: Notify) -> None: ...
     async def subscribe(self, channel: str) -> None: ...
     async def unsubscribe(self, channel: str) -> None: ...
     async def close(self) -> None: ...
@@ -49,6 +56,9 @@ class LocalBroker:
     It is both the publisher (called from the job's thread) and the hub's source.
     """
 
+    connected = True
+    reconnects = 0
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._channels: set[str] = set()
@@ -63,9 +73,10 @@ class LocalBroker:
             return  # like Pub/Sub: nobody listening, nothing kept
         loop.call_soon_threadsafe(deliver, channel, payload)
 
-    async def connect(self, deliver: Deliver) -> None:
+    async def connect(self, deliver: Deliver, lost: Notify, restored: Notify) -> None:
         with self._lock:
             self._loop, self._deliver = asyncio.get_running_loop(), deliver
+        restored()
 
     async def subscribe(self, channel: str) -> None:
         with self._lock:

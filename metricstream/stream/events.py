@@ -61,8 +61,19 @@ def metrics_frame(seq: int, payload: bytes) -> bytes:
     return b"id: %d\nevent: metrics\ndata: %s\n\n" % (seq, payload)
 
 
-def retry_frame(milliseconds: int) -> bytes:
-    return b"retry: %d\n\n" % milliseconds
+def opening_frame(retry_milliseconds: int, last_seq: int) -> bytes:
+    """The reconnect delay, and the id the browser resumes from should it reconnect now.
+
+    An `id:` without `data:` dispatches no event but still sets the browser's
+    last event id, so a stream that drops before its first batch loses nothing.
+    """
+    return b"retry: %d\nid: %d\n\n" % (retry_milliseconds, last_seq)
+
+
+def reset_frame(reason: str, latest: int) -> bytes:
+    """Tell the client its view has a hole we cannot fill: reload, then continue live."""
+    body = json.dumps({"reason": reason, "continue_from": latest + 1}).encode()
+    return b"id: %d\nevent: reset\ndata: %s\n\n" % (latest, body)
 
 
 HEARTBEAT = b": ping\n\n"

@@ -4,6 +4,10 @@ A tenant's channel is subscribed when its first local stream opens and
 unsubscribed after its last one closes. All subscribe and unsubscribe calls
 go through one manager task, so they never race one another and a stream
 that closes inside a cancelled task need not await anything.
+
+The hub never blocks on a stream. When a stream's inbox overflows, or its
+channel's subscription was lost and restored, the stream is marked `behind`
+and catches up from the database (see `response.py`).
 """
 
 import asyncio
@@ -18,41 +22,50 @@ from metricstream.tenants.models import channel_for
 
 log = logging.getLogger(__name__)
 
-# After a failed (un)subscribe, the manager retries the channel after this.
+# After a failed (un)subscribe on a live connection, the manager retries after this.
 RESUBSCRIBE_DELAY_SECONDS = 0.5
 
-
-class HubUnavailable(Exception):
-    """The broker did not confirm a subscription in time; the stream cannot start."""
+Frame = tuple[int, bytes]  # (sequence number, encoded SSE frame)
 
 
 class Subscription:
-    """One stream's bounded inbox. Pushing never blocks: a full inbox overflows."""
+    """One stream's bounded inbox. Pushing never blocks: a full inbox is emptied."""
 
-    __slots__ = ("_frames", "_wakeup", "channel", "limit", "overflowed", "tenant_id")
+    __slots__ = ("_frames", "_wakeup", "behind", "channel", "closing", "limit", "tenant_id")
 
     def __init__(self, tenant_id: uuid.UUID, limit: int) -> None:
         self.tenant_id = tenant_id
         self.channel = channel_for(tenant_id)
         self.limit = limit
-        self.overflowed = False
-        self._frames: deque[bytes] = deque()
+        # Set when live frames may have been missed: catch up from the database.
+        self.behind = False
+        self.closing = False
+        self._frames: deque[Frame] = deque()
         self._wakeup = asyncio.Event()
 
-    def push(self, frame: bytes) -> bool:
-        """Queue a frame; False if the stream is too far behind and its frames were dropped."""
+    def push(self, frame: Frame) -> int:
+        """Queue a frame; returns how many frames were dropped to stay within the limit."""
+        dropped = 0
         if len(self._frames) >= self.limit:
+            dropped = len(self._frames) + 1
             self._frames.clear()
-            self.overflowed = True
-            self._wakeup.set()
-            return False
-        self._frames.append(frame)
+            self.behind = True
+        else:
+            self._frames.append(frame)
         self._wakeup.set()
-        return True
+        return dropped
 
-    async def take(self, within: float) -> list[bytes]:
-        """Every pending frame, waiting up to `within` seconds for one; [] if none came."""
-        if not self._frames and not self.overflowed:
+    def mark_behind(self) -> None:
+        self.behind = True
+        self._wakeup.set()
+
+    def close_soon(self) -> None:
+        self.closing = True
+        self._wakeup.set()
+
+    async def take(self, within: float) -> list[Frame]:
+        """Every pending frame, waiting up to `within` seconds for one or a state change."""
+        if not self._frames and not self.behind and not self.closing:
             self._wakeup.clear()
             try:
                 async with asyncio.timeout(within):
@@ -70,6 +83,9 @@ class HubStats:
     frames_dropped: int = 0
     overflows: int = 0
     subscribe_failures: int = 0
+    catch_ups: int = 0
+    catch_up_batches: int = 0
+    resets: int = 0
 
 
 class Hub:
@@ -83,11 +99,12 @@ class Hub:
         self._dirty: set[str] = set()
         self._dirty_event = asyncio.Event()
         self._manager: asyncio.Task[None] | None = None
+        self.draining = False
         self.stats = HubStats()
 
     async def start(self) -> None:
-        await self._source.connect(self._dispatch)
         self._manager = asyncio.create_task(self._manage(), name="hub-subscriptions")
+        await self._source.connect(self._dispatch, self._lost, self._restored)
 
     async def stop(self) -> None:
         if self._manager:
@@ -95,16 +112,39 @@ class Hub:
             await asyncio.gather(self._manager, return_exceptions=True)
         await self._source.close()
 
+    def drain(self) -> None:
+        """Stop taking streams and end the open ones (graceful shutdown)."""
+        self.draining = True
+        for streams in self._streams.values():
+            for sub in streams:
+                sub.close_soon()
+
+    @property
+    def connected(self) -> bool:
+        return self._source.connected
+
+    @property
+    def reconnects(self) -> int:
+        return self._source.reconnects
+
     @property
     def stream_count(self) -> int:
         return sum(len(streams) for streams in self._streams.values())
+
+    @property
+    def behind_count(self) -> int:
+        return sum(sub.behind for streams in self._streams.values() for sub in streams)
 
     @property
     def channels(self) -> list[str]:
         return sorted(self._active)
 
     async def open(self, tenant_id: uuid.UUID) -> Subscription:
-        """A new stream's subscription, once its channel is live at the broker."""
+        """A new stream's subscription, once its channel is live at the broker if it can be.
+
+        When the broker is down or slow to confirm, the stream starts anyway: it
+        is marked behind when the channel becomes live, and catches up then.
+        """
         sub = Subscription(tenant_id, self._queue_frames)
         self._streams.setdefault(sub.channel, set()).add(sub)
         if sub.channel in self._active:
@@ -113,12 +153,13 @@ class Hub:
         if ready is None:
             ready = self._ready[sub.channel] = asyncio.get_running_loop().create_future()
         self._mark(sub.channel)
+        if not self.connected:
+            return sub
         try:
             async with asyncio.timeout(self._subscribe_timeout):
                 await asyncio.shield(ready)
         except TimeoutError:
-            self.close(sub)
-            raise HubUnavailable(sub.channel) from None
+            log.warning("%s not confirmed in time; the stream will catch up", sub.channel)
         except BaseException:
             self.close(sub)
             raise
@@ -127,7 +168,7 @@ class Hub:
     def close(self, sub: Subscription) -> None:
         """Synchronous, so a cancelled stream task can call it from `finally`."""
         streams = self._streams.get(sub.channel)
-        if streams is None:
+        if streams is None or sub not in streams:
             return
         streams.discard(sub)
         if not streams:
@@ -138,6 +179,16 @@ class Hub:
         self._dirty.add(channel)
         self._dirty_event.set()
 
+    def _lost(self) -> None:
+        self._active.clear()
+        for streams in self._streams.values():
+            for sub in streams:
+                sub.mark_behind()
+
+    def _restored(self) -> None:
+        for channel in self._streams:
+            self._mark(channel)
+
     def _dispatch(self, channel: str, payload: bytes) -> None:
         streams = self._streams.get(channel)
         if not streams:
@@ -146,27 +197,30 @@ class Hub:
         if seq is None:
             log.error("dropping a message without a sequence number on %s", channel)
             return
-        frame = metrics_frame(seq, payload)  # encoded once, written by every stream
+        frame = (seq, metrics_frame(seq, payload))  # encoded once, written by every stream
         stats = self.stats
         for sub in streams:
-            if sub.push(frame):
-                stats.frames_fanned_out += 1
-            else:
+            dropped = sub.push(frame)
+            if dropped:
                 stats.overflows += 1
-                stats.frames_dropped += sub.limit + 1
+                stats.frames_dropped += dropped
+            else:
+                stats.frames_fanned_out += 1
 
     async def _manage(self) -> None:
         while True:
             await self._dirty_event.wait()
             self._dirty_event.clear()
-            while self._dirty:
+            while self._dirty and self.connected:
                 channel = self._dirty.pop()
                 try:
                     await self._reconcile(channel)
-                except Exception as exc:  # the broker is down: keep the channel, try again
+                except Exception as exc:
                     self.stats.subscribe_failures += 1
                     log.warning("could not (un)subscribe %s: %s", channel, exc)
-                    await asyncio.sleep(RESUBSCRIBE_DELAY_SECONDS)
+                    if self.connected:
+                        await asyncio.sleep(RESUBSCRIBE_DELAY_SECONDS)
+                    # Down: the restore marks every wanted channel again.
                     self._mark(channel)
 
     async def _reconcile(self, channel: str) -> None:
@@ -174,6 +228,10 @@ class Hub:
         if wanted and channel not in self._active:
             await self._source.subscribe(channel)
             self._active.add(channel)
+            # Whatever was published before the subscription was confirmed
+            # reached no one here: every stream of the channel checks the database.
+            for sub in self._streams.get(channel, ()):
+                sub.mark_behind()
         elif not wanted and channel in self._active:
             self._active.discard(channel)
             await self._source.unsubscribe(channel)

@@ -1,78 +1,148 @@
-"""The hub's Redis Pub/Sub connection: one per web process, whatever the number of streams."""
+"""The hub's Redis Pub/Sub connection: one per web process, whatever the number of streams.
+
+redis-py's asyncio PubSub does not tell its owner when it reconnects, and a
+reconnect is exactly when streams must catch up from the database. So this
+source owns the connection's life: it notices a lost connection (a failed read,
+or silence after a PING, which catches half-open TCP), reconnects with capped,
+jittered backoff, and reports both events to the hub.
+"""
 
 import asyncio
+import contextlib
 import logging
+import random
 
 import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
 
-from metricstream.stream.broker import Deliver
+from metricstream.stream.broker import Deliver, Notify
 
 log = logging.getLogger(__name__)
 
-# Waiting after a failed read before the next attempt reconnects; capped so a
-# Redis that comes back is noticed within a second.
-RECONNECT_DELAY_SECONDS = 0.2
-RECONNECT_DELAY_MAX_SECONDS = 1.0
+# Reconnect backoff: doubling from the first delay to the cap, each wait
+# jittered so many web processes do not reconnect in lockstep.
+RECONNECT_FIRST_DELAY_SECONDS = 0.1
+RECONNECT_MAX_DELAY_SECONDS = 2.0
+# An idle connection is PINGed after this; no answer within the socket
+# timeout after that means the connection is gone.
+HEALTH_CHECK_IDLE_SECONDS = 5.0
+
+
+class SourceDown(ConnectionError):
+    """No connection to Redis at the moment; the hub resubscribes on restore."""
 
 
 class RedisSource:
     def __init__(self, url: str, timeout: float) -> None:
         self._timeout = timeout
         self._client = aioredis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            # No silent retries: redis-py would reconnect and resubscribe behind our
+            # back, and the streams would never learn they must catch up.
+            retry=Retry(NoBackoff(), 0),
+            # Named, so `CLIENT LIST` shows which connections are the hubs'.
+            client_name="metricstream-hub",
         )
-        self._pubsub = self._client.pubsub()
-        self._deliver: Deliver | None = None
-        self._reader: asyncio.Task[None] | None = None
-        self._ready = asyncio.Event()
-        # Subscriptions waiting for Redis to confirm them.
+        self._pubsub: aioredis.client.PubSub | None = None
+        self._runner: asyncio.Task[None] | None = None
         self._confirmations: dict[bytes, asyncio.Future[None]] = {}
+        self.connected = False
+        self.reconnects = 0
 
-    async def connect(self, deliver: Deliver) -> None:
-        self._deliver = deliver
-        self._reader = asyncio.create_task(self._read(), name="redis-pubsub-reader")
+    async def connect(self, deliver: Deliver, lost: Notify, restored: Notify) -> None:
+        self._runner = asyncio.create_task(self._run(deliver, lost, restored), name="redis-pubsub")
 
     async def subscribe(self, channel: str) -> None:
         """Returns once Redis has confirmed, so nothing published afterwards is missed."""
+        pubsub = self._live()
         confirmed = asyncio.get_running_loop().create_future()
         self._confirmations[channel.encode()] = confirmed
-        await self._pubsub.subscribe(channel)
-        self._ready.set()
-        async with asyncio.timeout(self._timeout):
-            await confirmed
+        try:
+            await pubsub.subscribe(channel)
+            async with asyncio.timeout(self._timeout):
+                await confirmed
+        finally:
+            self._confirmations.pop(channel.encode(), None)
 
     async def unsubscribe(self, channel: str) -> None:
-        await self._pubsub.unsubscribe(channel)
+        await self._live().unsubscribe(channel)
 
     async def close(self) -> None:
-        if self._reader:
-            self._reader.cancel()
-            await asyncio.gather(self._reader, return_exceptions=True)
-        await self._pubsub.aclose()
+        if self._runner:
+            self._runner.cancel()
+            await asyncio.gather(self._runner, return_exceptions=True)
+        await self._drop_connection()
         await self._client.aclose()
 
-    async def _read(self) -> None:
-        assert self._deliver is not None
-        deliver = self._deliver
-        await self._ready.wait()  # the connection exists from the first subscribe on
-        delay = RECONNECT_DELAY_SECONDS
+    def _live(self) -> aioredis.client.PubSub:
+        if not self.connected or self._pubsub is None:
+            raise SourceDown("not connected to Redis")
+        return self._pubsub
+
+    async def _run(self, deliver: Deliver, lost: Notify, restored: Notify) -> None:
+        delay = RECONNECT_FIRST_DELAY_SECONDS
+        first = True
         while True:
             try:
-                message = await self._pubsub.get_message(timeout=None)
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                log.warning("Redis Pub/Sub read failed (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RECONNECT_DELAY_MAX_SECONDS)
-                continue
-            delay = RECONNECT_DELAY_SECONDS
+                await self._open()
+                if not first:
+                    self.reconnects += 1
+                    log.warning("Redis Pub/Sub connection restored")
+                first = False
+                self.connected = True
+                delay = RECONNECT_FIRST_DELAY_SECONDS
+                restored()
+                await self._read(deliver)
+            except (RedisError, OSError, TimeoutError) as exc:
+                if self.connected:
+                    log.warning("Redis Pub/Sub connection lost: %s", exc or type(exc).__name__)
+                else:
+                    log.debug("Redis still unreachable: %s", exc)
+            if self.connected:
+                self.connected = False
+                lost()
+            await self._drop_connection()
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, RECONNECT_MAX_DELAY_SECONDS)
+
+    async def _open(self) -> None:
+        self._pubsub = self._client.pubsub()
+        await self._pubsub.connect()
+        await self._pubsub.ping()  # answered as a "pong" message, read by _read
+
+    async def _drop_connection(self) -> None:
+        for confirmed in self._confirmations.values():
+            if not confirmed.done():
+                confirmed.set_exception(SourceDown("connection lost"))
+        self._confirmations.clear()
+        if self._pubsub is not None:
+            pubsub, self._pubsub = self._pubsub, None
+            with contextlib.suppress(RedisError, OSError):
+                await pubsub.aclose()
+
+    async def _read(self, deliver: Deliver) -> None:
+        assert self._pubsub is not None
+        pubsub = self._pubsub
+        pinged = False
+        while True:
+            message = await pubsub.get_message(
+                timeout=self._timeout if pinged else HEALTH_CHECK_IDLE_SECONDS
+            )
             if message is None:
+                if pinged:
+                    raise TimeoutError(f"no answer to PING within {self._timeout}s")
+                await pubsub.ping()
+                pinged = True
                 continue
+            pinged = False
             kind = message["type"]
             if kind == "message":
                 deliver(message["channel"].decode(), message["data"])
             elif kind == "subscribe":
-                confirmed = self._confirmations.pop(message["channel"], None)
+                confirmed = self._confirmations.get(message["channel"])
                 if confirmed and not confirmed.done():
                     confirmed.set_result(None)

@@ -1,12 +1,21 @@
-"""The SSE response: frames from a hub subscription, ended by disconnect, lifetime or overflow."""
+"""The SSE response: replay, then live frames, healed from the database whenever it falls behind.
+
+Invariant: `self.last` is the sequence number of the last batch written to
+this client, and batches are written in strictly increasing, gap-free order.
+Live frames at or below it are duplicates and dropped; a live frame beyond
+`last + 1`, an overflowed inbox or a restored Redis connection means batches
+were missed, and they are read from the database (the source of truth)
+before anything newer is written.
+"""
 
 import asyncio
 
 import anyio
 from starlette.types import Receive, Scope, Send
 
-from metricstream.stream.events import HEARTBEAT, retry_frame
-from metricstream.stream.hub import Hub, Subscription
+from metricstream.stream.events import HEARTBEAT, metrics_frame, opening_frame, reset_frame
+from metricstream.stream.hub import Frame, Hub, Subscription
+from metricstream.stream.reads import Reads
 
 HEADERS = [
     (b"content-type", b"text/event-stream"),
@@ -22,18 +31,25 @@ class EventStreamResponse:
         self,
         hub: Hub,
         sub: Subscription,
+        reads: Reads,
         *,
+        last_id: int | None,
         heartbeat: float,
         lifetime: float,
         retry_ms: int,
     ) -> None:
         self.hub = hub
         self.sub = sub
+        self.reads = reads
+        self.last_id = last_id
         self.heartbeat = heartbeat
         self.lifetime = lifetime
         self.retry_ms = retry_ms
+        self.last = 0
+        self._send: Send | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self._send = send
         try:
             await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
             # The stream and the disconnect listener share one task group: whichever
@@ -41,32 +57,85 @@ class EventStreamResponse:
             # rather than at the next write.
             async with anyio.create_task_group() as group:
                 group.start_soon(self._listen_for_disconnect, receive, group.cancel_scope)
-                await self._stream(send)
+                await self._stream()
                 group.cancel_scope.cancel()
         finally:
             self.hub.close(self.sub)
 
-    async def _stream(self, send: Send) -> None:
+    async def _stream(self) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.lifetime
-        await _write(send, retry_frame(self.retry_ms))
+        # Read after the subscription is live: anything committed later arrives live.
+        self.sub.behind = False
+        point = await self.reads.resume_point(self.sub.tenant_id, self.last_id)
+        self.last = point.seq
+        await self._write(opening_frame(self.retry_ms, point.seq))
+        if point.reset:
+            await self._reset(point.reset, point.latest)
+        elif point.seq < point.latest:
+            await self._catch_up()
+
         while (remaining := deadline - loop.time()) > 0:
             frames = await self.sub.take(min(self.heartbeat, remaining))
-            if self.sub.overflowed:
-                # Too far behind: end the stream; the browser reconnects.
+            if self.sub.closing:
                 break
+            if self.sub.behind:
+                self.sub.behind = False
+                await self._catch_up()
             if frames:
-                await _write(send, b"".join(frames))
-            elif deadline > loop.time():
-                await _write(send, HEARTBEAT)
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+                await self._deliver(frames)
+            elif not self.sub.behind and deadline > loop.time():
+                await self._write(HEARTBEAT)
+        await self._send_body(b"", more=False)
+
+    async def _deliver(self, frames: list[Frame]) -> None:
+        pending: list[bytes] = []
+        for seq, frame in frames:
+            if seq <= self.last:
+                continue
+            if seq > self.last + 1:  # a gap: fill it from the database
+                await self._write(b"".join(pending))
+                pending.clear()
+                await self._catch_up()
+                if seq <= self.last:
+                    continue
+            pending.append(frame)
+            self.last = seq
+        if pending:
+            # Consecutive batches leave in one write.
+            await self._write(b"".join(pending))
+
+    async def _catch_up(self) -> None:
+        """Write every committed batch after `self.last`, page by page, or a reset."""
+        point = await self.reads.resume_point(self.sub.tenant_id, self.last)
+        if point.reset:
+            await self._reset(point.reset, point.latest)
+            return
+        stats = self.hub.stats
+        stats.catch_ups += 1
+        while self.last < point.latest:
+            page = await self.reads.batches_after(self.sub.tenant_id, self.last)
+            if not page:
+                break
+            await self._write(b"".join(metrics_frame(seq, payload) for seq, payload in page))
+            self.last = page[-1][0]
+            stats.catch_up_batches += len(page)
+
+    async def _reset(self, reason: str, latest: int) -> None:
+        self.hub.stats.resets += 1
+        await self._write(reset_frame(reason, latest))
+        self.last = latest
+
+    async def _write(self, body: bytes) -> None:
+        if body:
+            await self._send_body(body, more=True)
+
+    async def _send_body(self, body: bytes, *, more: bool) -> None:
+        assert self._send is not None
+        await self._send({"type": "http.response.body", "body": body, "more_body": more})
 
     @staticmethod
     async def _listen_for_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
         while (await receive())["type"] != "http.disconnect":
             pass
         scope.cancel()
-
-
-async def _write(send: Send, body: bytes) -> None:
-    await send({"type": "http.response.body", "body": body, "more_body": True})

@@ -1,0 +1,71 @@
+"""The stream app's database reads, on a small thread pool of their own.
+
+The stream app is async and the ORM is not; these reads (authorisation at
+connect, replay and catch-up) run on a bounded pool so that a thousand streams
+catching up at once queue here instead of exhausting database connections or
+starving Django's own thread.
+"""
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from typing import TypeVar
+
+from metricstream.stream import selectors
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ReplayLimits:
+    # The replay window: a Last-Event-ID further back than either gets `reset`.
+    max_batches: int
+    max_age_seconds: float
+    # One replay query returns at most this much.
+    page_batches: int
+    page_metrics: int
+
+
+class Reads:
+    def __init__(self, *, threads: int, limits: ReplayLimits) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="stream-db")
+        self.limits = limits
+
+    async def _run(self, call: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    async def access(self, session_key: str | None, tenant_id: uuid.UUID) -> selectors.Access:
+        return await self._run(partial(selectors.stream_access, session_key, tenant_id))
+
+    async def user(self, session_key: str | None) -> selectors.AnyUser:
+        return await self._run(partial(selectors.session_user, session_key))
+
+    async def resume_point(
+        self, tenant_id: uuid.UUID, last_id: int | None
+    ) -> selectors.ResumePoint:
+        return await self._run(
+            partial(
+                selectors.resume_point,
+                tenant_id,
+                last_id,
+                max_batches=self.limits.max_batches,
+                max_age_seconds=self.limits.max_age_seconds,
+            )
+        )
+
+    async def batches_after(self, tenant_id: uuid.UUID, after: int) -> list[tuple[int, bytes]]:
+        return await self._run(
+            partial(
+                selectors.batches_after,
+                tenant_id,
+                after,
+                max_batches=self.limits.page_batches,
+                max_metrics=self.limits.page_metrics,
+            )
+        )
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
