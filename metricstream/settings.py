@@ -129,6 +129,9 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_DEFAULT_QUEUE = env_str("METRICSTREAM_QUEUE", "metricstream.ingest")
 # Socket timeouts towards Redis, so a dead connection is noticed.
 REDIS_SOCKET_TIMEOUT_SECONDS = env_float("REDIS_SOCKET_TIMEOUT_SECONDS", 5.0, minimum=0.1)
+# The hub PINGs its Pub/Sub connection after this long without traffic, so a
+# silently dead (half-open) connection is found within this plus the timeout.
+REDIS_HEALTH_CHECK_SECONDS = env_float("REDIS_HEALTH_CHECK_SECONDS", 5.0, minimum=0.1)
 # Redelivery of a job whose worker died before acknowledging it. The job is
 # idempotent, so an early redelivery costs work, never a duplicate.
 CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 300, minimum=10)

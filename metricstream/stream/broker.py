@@ -112,5 +112,9 @@ def get_source() -> Source:
     if settings.REDIS_URL:
         from metricstream.stream.redis_source import RedisSource
 
-        return RedisSource(settings.REDIS_URL, settings.REDIS_SOCKET_TIMEOUT_SECONDS)
+        return RedisSource(
+            settings.REDIS_URL,
+            settings.REDIS_SOCKET_TIMEOUT_SECONDS,
+            settings.REDIS_HEALTH_CHECK_SECONDS,
+        )
     return local_broker()

@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+from redis.maint_notifications import MaintNotificationsConfig
 
 from metricstream.stream.broker import Deliver, Notify
 
@@ -25,9 +26,6 @@ log = logging.getLogger(__name__)
 # jittered so many web processes do not reconnect in lockstep.
 RECONNECT_FIRST_DELAY_SECONDS = 0.1
 RECONNECT_MAX_DELAY_SECONDS = 2.0
-# An idle connection is PINGed after this; no answer within the socket
-# timeout after that means the connection is gone.
-HEALTH_CHECK_IDLE_SECONDS = 5.0
 
 
 class SourceDown(ConnectionError):
@@ -35,8 +33,11 @@ class SourceDown(ConnectionError):
 
 
 class RedisSource:
-    def __init__(self, url: str, timeout: float) -> None:
+    def __init__(self, url: str, timeout: float, health_check: float) -> None:
         self._timeout = timeout
+        # An idle connection is PINGed after `health_check` seconds; no answer
+        # within `timeout` after that means the connection is gone.
+        self._health_check = health_check
         self._client = aioredis.Redis.from_url(
             url,
             socket_timeout=timeout,
@@ -46,6 +47,9 @@ class RedisSource:
             retry=Retry(NoBackoff(), 0),
             # Named, so `CLIENT LIST` shows which connections are the hubs'.
             client_name="metricstream-hub",
+            # Servers before Redis 8 answer this handshake step with an error that
+            # would be read as a lost connection on every reconnect.
+            maint_notifications_config=MaintNotificationsConfig(enabled=False),
         )
         self._pubsub: aioredis.client.PubSub | None = None
         self._runner: asyncio.Task[None] | None = None
@@ -130,7 +134,7 @@ class RedisSource:
         pinged = False
         while True:
             message = await pubsub.get_message(
-                timeout=self._timeout if pinged else HEALTH_CHECK_IDLE_SECONDS
+                timeout=self._timeout if pinged else self._health_check
             )
             if message is None:
                 if pinged:

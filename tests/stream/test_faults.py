@@ -56,17 +56,28 @@ def finish(recorder: Recorder, last: int, timeout: float = 30) -> None:
 
 
 def test_it_heals_a_killed_pubsub_connection(
-    server: Server, alice: Operator, bob: Operator, staff_cookie: dict[str, str]
+    services_env: dict[str, str],
+    tmp_path: Path,
+    own_redis,
+    alice: Operator,
+    bob: Operator,
+    staff_cookie: dict[str, str],
 ) -> None:
+    port, _ = own_redis
+    url = f"redis://127.0.0.1:{port}/0"
+    server = start_server({**services_env, "REDIS_URL": url}, tmp_path / "server.log")
+    publisher = RedisPublisher(url, timeout=1.0)
     recorder = record(server, alice)
-    reconnects = stream_status(server, staff_cookie)["reconnects"]
-    committer = committing(alice.tenant.pk, 60, interval=0.01)
-    time.sleep(0.2)
-    redis.Redis.from_url(settings.REDIS_URL).execute_command("CLIENT", "KILL", "TYPE", "pubsub")
-    committer.join()
-
-    finish(recorder, last=60)
-    assert stream_status(server, staff_cookie)["reconnects"] > reconnects
+    try:
+        committer = committing(alice.tenant.pk, 60, interval=0.01, publisher=publisher)
+        time.sleep(0.2)
+        redis.Redis(port=port).execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+        committer.join()
+        finish(recorder, last=60)
+        stats = stream_status(server, staff_cookie)
+    finally:
+        server.stop()
+    assert stats["reconnects"] >= 1, stats
 
 
 @pytest.fixture
@@ -241,3 +252,38 @@ def test_it_frees_everything_after_connection_churn(
     assert after["channels"] == []
     assert after["tasks"] <= baseline["tasks"] + 2, (baseline, after)
     assert after["open_fds"] <= baseline["open_fds"] + 5, (baseline, after)
+
+
+def test_it_notices_a_silently_dead_redis_connection(
+    services_env: dict[str, str],
+    tmp_path: Path,
+    own_redis,
+    alice: Operator,
+    bob: Operator,
+    staff_cookie: dict[str, str],
+) -> None:
+    from tests.stream.freezer import FreezingProxy
+
+    port, _ = own_redis
+    proxy = FreezingProxy(port).start()
+    env = {
+        **services_env,
+        "REDIS_URL": f"redis://127.0.0.1:{proxy.port}/0",
+        "REDIS_HEALTH_CHECK_SECONDS": "0.5",
+        "REDIS_SOCKET_TIMEOUT_SECONDS": "0.5",
+    }
+    server = start_server(env, tmp_path / "server.log")
+    # Published straight to Redis: only the hub's link goes through the proxy.
+    publisher = RedisPublisher(f"redis://127.0.0.1:{port}/0", timeout=1.0)
+    recorder = record(server, alice)
+    try:
+        commit_batches(alice.tenant.pk, 10, publisher=publisher)
+        assert recorder.wait_for(10, timeout=10)
+        proxy.freeze()  # no FIN, no RST: the hub's connection just goes quiet
+        commit_batches(alice.tenant.pk, 10, publisher=publisher)
+        finish(recorder, last=20, timeout=20)
+        stats = stream_status(server, staff_cookie)
+    finally:
+        server.stop()
+        proxy.stop()
+    assert stats["reconnects"] >= 1, stats
