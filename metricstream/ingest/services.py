@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, connection, transaction
 
 from metricstream.ingest.models import Batch, Metric
 from metricstream.stream.broker import get_publisher
@@ -53,52 +53,64 @@ def store_submission(submission: Submission) -> Batch | None:
     earlier delivery of the same job, or its tenant has been deleted.
     """
     received_at = datetime.fromtimestamp(submission.received_at, UTC)
-    with transaction.atomic():
-        # The tenant's row lock serialises its batches: sequence numbers are
-        # assigned in commit order, so replay by `seq > last` never skips one.
-        tenant = (
-            Tenant.objects.select_for_update()
-            .only("id", "last_seq")
-            .filter(pk=submission.tenant_id)
-            .first()
-        )
-        if tenant is None:
-            log.warning(
-                "submission %s dropped: tenant %s no longer exists",
-                submission.id,
-                submission.tenant_id,
-            )
-            return None
-        if Batch.objects.filter(pk=submission.id).exists():
-            log.info("submission %s already stored; redelivery ignored", submission.id)
-            return None
-
-        seq = tenant.last_seq + 1
-        Tenant.objects.filter(pk=tenant.pk).update(last_seq=seq)
-        batch = Batch.objects.create(
-            id=submission.id,
-            tenant_id=tenant.pk,
-            seq=seq,
-            size=len(submission.metrics),
-            received_at=received_at,
-        )
-        rows = [
-            Metric(
-                tenant_id=tenant.pk,
+    try:
+        with transaction.atomic():
+            seq = _next_seq(submission.tenant_id)
+            if seq is None:
+                log.warning(
+                    "submission %s dropped: tenant %s no longer exists",
+                    submission.id,
+                    submission.tenant_id,
+                )
+                return None
+            # The submission id is the batch's primary key: a redelivered job
+            # fails here and its whole transaction, sequence number included, rolls back.
+            batch = Batch.objects.create(
+                id=submission.id,
+                tenant_id=submission.tenant_id,
                 seq=seq,
-                name=item["name"],
-                value=item["value"],
-                timestamp=datetime.fromtimestamp(item["timestamp"], UTC),
-                labels=item["labels"],
+                size=len(submission.metrics),
                 received_at=received_at,
             )
-            for item in submission.metrics
-        ]
-        Metric.objects.bulk_create(rows, batch_size=INSERT_CHUNK)
-        payload = encode_batch(tenant.pk, seq, rows)
-        channel = channel_for(tenant.pk)
-        transaction.on_commit(lambda: publish(channel, payload))
+            rows = [
+                Metric(
+                    tenant_id=submission.tenant_id,
+                    seq=seq,
+                    name=item["name"],
+                    value=item["value"],
+                    timestamp=datetime.fromtimestamp(item["timestamp"], UTC),
+                    labels=item["labels"],
+                    received_at=received_at,
+                )
+                for item in submission.metrics
+            ]
+            Metric.objects.bulk_create(rows, batch_size=INSERT_CHUNK)
+            payload = encode_batch(submission.tenant_id, seq, rows)
+            channel = channel_for(submission.tenant_id)
+            transaction.on_commit(lambda: publish(channel, payload))
+    except IntegrityError:
+        if not Batch.objects.filter(pk=submission.id).exists():
+            raise
+        log.info("submission %s already stored; redelivery ignored", submission.id)
+        return None
     return batch
+
+
+def _next_seq(tenant_id: uuid.UUID) -> int | None:
+    """Advance the tenant's sequence number and return it, holding its row lock until commit.
+
+    The lock serialises the tenant's batches: sequence numbers are assigned in
+    commit order, so replay by `seq > last` never skips a late commit. One
+    statement takes the lock and the number (PostgreSQL, and SQLite >= 3.35).
+    """
+    table = connection.ops.quote_name(Tenant._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET last_seq = last_seq + 1 WHERE id = %s RETURNING last_seq",
+            [Tenant._meta.pk.get_db_prep_value(tenant_id, connection)],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def publish(channel: str, payload: bytes) -> None:
