@@ -184,6 +184,14 @@ def base_env(**overrides: str) -> dict[str, str]:
     return env
 
 
+def store(tenant_id: object, metrics: list[dict], *, now: float | None = None) -> None:
+    """Commit one batch as ProcessMetricSubmission does (timestamps in unix seconds)."""
+    from metricstream.ingest.services import Submission, store_submission
+
+    received = time.time() if now is None else now
+    store_submission(Submission(uuid.uuid4(), tenant_id, received, metrics))  # type: ignore[arg-type]
+
+
 def commit_batches(
     tenant_id: object,
     count: int,
@@ -199,8 +207,6 @@ def commit_batches(
     `wide` gives every metric the most labels allowed, each as long as allowed (~4 KB).
     """
     from django.db import connection
-
-    from metricstream.ingest.services import Submission, store_submission
 
     patch = (
         mock.patch("metricstream.ingest.services.get_publisher", return_value=publisher)
@@ -221,7 +227,7 @@ def commit_batches(
                     }
                     for i in range(size)
                 ]
-                store_submission(Submission(uuid.uuid4(), tenant_id, now, metrics))  # type: ignore[arg-type]
+                store(tenant_id, metrics, now=now)
                 if interval:
                     time.sleep(interval)
     finally:

@@ -61,13 +61,18 @@ def metrics_frame(seq: int, payload: bytes) -> bytes:
     return b"id: %d\nevent: metrics\ndata: %s\n\n" % (seq, payload)
 
 
-def opening_frame(retry_milliseconds: int, last_seq: int) -> bytes:
-    """The reconnect delay, and the id the browser resumes from should it reconnect now.
+def opening_frame(retry_milliseconds: int, resume_from: int, latest: int) -> bytes:
+    """The reconnect delay, the id to resume from, and the tenant's latest sequence number.
 
-    An `id:` without `data:` dispatches no event but still sets the browser's
-    last event id, so a stream that drops before its first batch loses nothing.
+    Its `id:` sets the browser's last event id even before the first batch, so
+    a stream that drops early loses nothing; `latest` tells a client replaying
+    from further back when it has caught up.
     """
-    return b"retry: %d\nid: %d\n\n" % (retry_milliseconds, last_seq)
+    return b'retry: %d\nid: %d\nevent: open\ndata: {"latest":%d}\n\n' % (
+        retry_milliseconds,
+        resume_from,
+        latest,
+    )
 
 
 def reset_frame(reason: str, latest: int) -> bytes:

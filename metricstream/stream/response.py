@@ -69,7 +69,7 @@ class EventStreamResponse:
         self.sub.behind = False
         point = await self.reads.resume_point(self.sub.tenant_id, self.last_id)
         self.last = point.seq
-        await self._write(opening_frame(self.retry_ms, point.seq))
+        await self._write(opening_frame(self.retry_ms, point.seq, point.latest))
         if point.reset:
             await self._reset(point.reset, point.latest)
         elif point.seq < point.latest:
