@@ -19,7 +19,8 @@ document.addEventListener("metricstream:rendered", (e) => {
 """
 
 
-@pytest.fixture(scope="session")
+# Per module: Playwright's event loop must be gone before other tests call asyncio.run.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     assert os.path.exists(CHROMIUM), "install Debian's chromium (make test does)"
     # Playwright's sync API keeps an event loop running in this thread, which
