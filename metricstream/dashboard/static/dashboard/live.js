@@ -122,7 +122,7 @@
           legend: { show: entries.length > 1 },
           scales: { x: { time: true, auto: false, min: now - windowSeconds, max: now } },
           axes: [
-            { stroke, grid: { stroke: "rgba(127,127,127,.15)" } },
+            { stroke, space: 90, grid: { stroke: "rgba(127,127,127,.15)" } },
             {
               stroke,
               size: 56,
