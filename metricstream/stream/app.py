@@ -6,6 +6,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -16,7 +17,7 @@ from metricstream.stream.broker import get_source
 from metricstream.stream.hub import Hub
 from metricstream.stream.reads import Reads, ReplayLimits
 from metricstream.stream.response import EventStreamResponse
-from metricstream.stream.selectors import Access
+from metricstream.stream.selectors import Access, session_user
 
 PREFIX = "/api/v1/stream"
 # Hubs of this process, so a signal handler can drain them (graceful shutdown).
@@ -74,7 +75,8 @@ async def stream(request: Request) -> Response | EventStreamResponse:
 
 async def status(request: Request) -> Response:
     """This process's streams, subscriptions and delivery counters (staff only)."""
-    user = await request.app.state.reads.user(request.cookies.get(settings.SESSION_COOKIE_NAME))
+    # Django's own thread, not the replay pool: status must answer during a mass catch-up.
+    user = await sync_to_async(session_user)(request.cookies.get(settings.SESSION_COOKIE_NAME))
     if not user.is_authenticated:
         return error(401, *UNAUTHENTICATED)
     if not user.is_staff:

@@ -66,9 +66,6 @@ class Reads:
     async def access(self, session_key: str | None, tenant_id: uuid.UUID) -> selectors.Access:
         return await self._run(partial(selectors.stream_access, session_key, tenant_id))
 
-    async def user(self, session_key: str | None) -> selectors.AnyUser:
-        return await self._run(partial(selectors.session_user, session_key))
-
     async def resume_point(
         self, tenant_id: uuid.UUID, last_id: int | None
     ) -> selectors.ResumePoint:
