@@ -12,10 +12,10 @@
   const emptyNote = document.getElementById("empty");
   const windowSelect = document.getElementById("window");
 
-  // Older points than the largest window are never shown, so never kept.
-  const MAX_WINDOW_SECONDS = 3600;
-  // However fast a series is fed, it holds at most this many points.
-  const MAX_POINTS_PER_SERIES = 7200;
+  // However fast a series is fed, it holds at most this many points: more than
+  // a chart has pixels. Past it, the older half is thinned to every other point,
+  // so the whole window keeps its shape and a tab left open for a day stays flat.
+  const MAX_POINTS_PER_SERIES = 2000;
   // Beyond this many label sets a tenant's agents are labelling with ids;
   // further series are counted, not drawn.
   const MAX_SERIES = 300;
@@ -92,16 +92,29 @@
   }
 
   function prune(now) {
-    const oldest = now - MAX_WINDOW_SECONDS;
+    // Points older than the window are never shown (a wider window reloads history).
+    const oldest = now - windowSeconds;
     for (const entry of series.values()) {
       let drop = 0;
       while (drop < entry.xs.length && entry.xs[drop] < oldest) drop += 1;
-      drop = Math.max(drop, entry.xs.length - MAX_POINTS_PER_SERIES);
       if (drop > 0) {
         entry.xs.splice(0, drop);
         entry.ys.splice(0, drop);
       }
+      if (entry.xs.length > MAX_POINTS_PER_SERIES) thin(entry);
     }
+  }
+
+  function thin(entry) {
+    const half = entry.xs.length >> 1;
+    const xs = [];
+    const ys = [];
+    for (let i = 0; i < half; i += 2) {
+      xs.push(entry.xs[i]);
+      ys.push(entry.ys[i]);
+    }
+    entry.xs = xs.concat(entry.xs.slice(half));
+    entry.ys = ys.concat(entry.ys.slice(half));
   }
 
   function axisColor() {
