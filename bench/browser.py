@@ -249,11 +249,14 @@ def soak(page: Any, committer: Committer, p: Parameters) -> dict[str, Any]:
     half = len(samples) // 2
     first = statistics.mean(s["used_mb"] for s in samples[:half])
     second = statistics.mean(s["used_mb"] for s in samples[half:])
+    # The buffers fill up to their bounds first; flat means no growth after that.
+    late = samples[half - 1 :]
     return {
         "samples": samples,
         "first_half_mean_mb": round(first, 2),
         "second_half_mean_mb": round(second, 2),
         "growth_ratio": round(second / first, 3),
+        "second_half_growth_mb": round(late[-1]["used_mb"] - late[0]["used_mb"], 3),
     }
 
 
@@ -272,6 +275,7 @@ def table(results: dict[str, Any]) -> str:
     if not heap.get("skipped"):
         lines.append(
             f"  JS heap: first half {heap['first_half_mean_mb']} MB, second half "
-            f"{heap['second_half_mean_mb']} MB (x{heap['growth_ratio']})"
+            f"{heap['second_half_mean_mb']} MB (x{heap['growth_ratio']}); "
+            f"growth over the second half {heap['second_half_growth_mb']:+} MB"
         )
     return "\n".join(lines)
