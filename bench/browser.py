@@ -39,13 +39,21 @@ RECORDER = """
 window.__onScreen = [];
 window.__received = [];
 document.addEventListener("metricstream:rendered", (e) => {
+  if (!window.__baseline) return;
   for (const seq of e.detail.seqs) window.__onScreen.push([seq, e.detail.at]);
 });
 window.__openBaseline = (url) => {
-  const source = new EventSource(url);
-  source.addEventListener("metrics", (e) => {
+  window.__baseline = new EventSource(url);
+  window.__baseline.addEventListener("metrics", (e) => {
     window.__received.push([Number(e.lastEventId), performance.timeOrigin + performance.now()]);
   });
+};
+// Before the soak: the benchmark's own records must not be what grows.
+window.__stopRecording = () => {
+  window.__baseline.close();
+  window.__baseline = null;
+  window.__onScreen = [];
+  window.__received = [];
 };
 """
 
@@ -203,6 +211,7 @@ def run(p: Parameters) -> int:
                 time.sleep(DRAIN_SECONDS)
                 on_screen = latencies(committer.commits, page.evaluate("window.__onScreen"))
                 received = latencies(committer.commits, page.evaluate("window.__received"))
+                page.evaluate("window.__stopRecording()")
                 say(f"latency: {len(on_screen)} of {len(committer.commits)} batches on screen")
 
                 heap = soak(page, committer, p)
