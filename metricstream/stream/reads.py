@@ -16,6 +16,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from metricstream.stream import selectors
+from metricstream.stream.events import metrics_frame
 
 T = TypeVar("T")
 
@@ -80,17 +81,24 @@ class Reads:
             ),
         )
 
-    async def batches_after(self, tenant_id: uuid.UUID, after: int) -> list[tuple[int, bytes]]:
-        return await self._shared(
-            ("page", tenant_id, after),
-            partial(
-                selectors.batches_after,
-                tenant_id,
-                after,
-                max_batches=self.limits.page_batches,
-                max_metrics=self.limits.page_metrics,
-            ),
+    async def frames_after(self, tenant_id: uuid.UUID, after: int) -> tuple[int, int, bytes]:
+        """One replay page, framed once for every stream that shares it.
+
+        Returns (last sequence number in the page, batches in it, the SSE frames);
+        (after, 0, b"") when nothing was committed after `after`.
+        """
+        return await self._shared(("page", tenant_id, after), partial(self._page, tenant_id, after))
+
+    def _page(self, tenant_id: uuid.UUID, after: int) -> tuple[int, int, bytes]:
+        page = selectors.batches_after(
+            tenant_id,
+            after,
+            max_batches=self.limits.page_batches,
+            max_metrics=self.limits.page_metrics,
         )
+        if not page:
+            return after, 0, b""
+        return page[-1][0], len(page), b"".join(metrics_frame(seq, body) for seq, body in page)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -13,7 +13,7 @@ import asyncio
 import anyio
 from starlette.types import Receive, Scope, Send
 
-from metricstream.stream.events import HEARTBEAT, metrics_frame, opening_frame, reset_frame
+from metricstream.stream.events import HEARTBEAT, opening_frame, reset_frame
 from metricstream.stream.hub import Frame, Hub, Subscription
 from metricstream.stream.reads import Reads
 
@@ -79,13 +79,14 @@ class EventStreamResponse:
             frames = await self.sub.take(min(self.heartbeat, remaining))
             if self.sub.closing:
                 break
-            if self.sub.behind:
+            caught_up = self.sub.behind
+            if caught_up:
                 self.sub.behind = False
                 await self._catch_up()
             if frames:
                 await self._deliver(frames)
-            elif not self.sub.behind and deadline > loop.time():
-                await self._write(HEARTBEAT)
+            elif not caught_up and deadline > loop.time():
+                await self._write(HEARTBEAT)  # nothing came within the heartbeat interval
         await self._send_body(b"", more=False)
 
     async def _deliver(self, frames: list[Frame]) -> None:
@@ -114,12 +115,12 @@ class EventStreamResponse:
         stats = self.hub.stats
         stats.catch_ups += 1
         while self.last < point.latest:
-            page = await self.reads.batches_after(self.sub.tenant_id, self.last)
-            if not page:
+            last, count, frames = await self.reads.frames_after(self.sub.tenant_id, self.last)
+            if not count:
                 break
-            await self._write(b"".join(metrics_frame(seq, payload) for seq, payload in page))
-            self.last = page[-1][0]
-            stats.catch_up_batches += len(page)
+            await self._write(frames)
+            self.last = last
+            stats.catch_up_batches += count
 
     async def _reset(self, reason: str, latest: int) -> None:
         self.hub.stats.resets += 1
