@@ -21,26 +21,22 @@ all). Writes bench/results/overload.json.
 
 import argparse
 import math
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import bulkcommit, fixtures, ownredis, procstat, publisher, report, streams, tables
-from bench.children import Child, pump_until, results_of, stop_all
-from bench.console import Warnings, say
+from bench import bulkcommit, fixtures, harness, ownredis, procstat, publisher, streams, tables
+from bench.children import Child, pump_until, results_of
+from bench.console import say
 from bench.overload_summary import summarise
 from bench.sampler import Sampler
-from bench.sseclient import ClientResult
 
 NAME = "overload"
 SUMMARY = "the hub's Redis reader at 10x the fan-out capacity (overload.json)"
 CHILD_READY_TIMEOUT_SECONDS = 120.0
 OMEM_POLL_SECONDS = 0.05
 STATUS_POLL_SECONDS = 0.25
-# A saturated server answers its status late (the requests queue behind catch-up reads).
-STATUS_PATIENCE_SECONDS = 60.0
 # A step is saturated when it delivers less than this share of what was offered.
 KEPT_UP_SHARE = 0.9
 OUTPUT_BUFFER_LOG_LINES = ("output buffer", "closed ASAP")
@@ -172,28 +168,19 @@ def parameters(args: argparse.Namespace) -> tuple[Parameters, list[str]]:
     return p, [message for ok, message in checks if not ok]
 
 
-class Run:
+class Run(harness.OwnRedisRun):
     """The processes of one run and what was observed."""
 
     def __init__(self, p: Parameters, workdir: Path, own: ownredis.OwnRedis) -> None:
+        super().__init__(workdir, own)
         self.p = p
-        self.workdir = workdir
-        self.own = own
-        self.warnings = Warnings()
-        self.server: fixtures.Server | None = None
         self.bulk: list[Child] = []
         self.publisher: Child | None = None
-        self.clients: list[Child] = []
-        self.seeded: fixtures.Seeded | None = None
-        self.staff = ""
-        self.opened: streams.Opened | None = None
         self.timeline: streams.Timeline | None = None
         self.committed_per_tenant = 0  # every tenant has the same number committed
         self.published_per_tenant = 0
         self.targets: dict[int, int] = {}  # the last seq published, per tenant index
         self.steps: list[dict[str, Any]] = []
-        self.results: list[ClientResult] = []
-        self.found: dict[str, Any] = {}
 
     @property
     def fan_out(self) -> int:
@@ -201,21 +188,8 @@ class Run:
         assert self.opened is not None
         return self.opened.count
 
-    def status(self) -> dict:
-        """The server's status, waiting up to STATUS_PATIENCE_SECONDS for it."""
-        found = self.status_or_none()
-        if found is None:
-            raise SystemExit(f"bench: no status from the server in {STATUS_PATIENCE_SECONDS:g}s")
-        return found
-
-    def status_or_none(self) -> dict | None:
-        assert self.server is not None
-        return fixtures.patient_status(self.server.base, self.staff, STATUS_PATIENCE_SECONDS)
-
-    def poll_status(self) -> dict:
-        """One status request with the ordinary timeout (for the sampler thread)."""
-        assert self.server is not None
-        return fixtures.stream_status(self.server.base, self.staff)
+    def feeders(self) -> list[Child]:
+        return [*self.bulk, *([self.publisher] if self.publisher else [])]
 
     def groups(self) -> dict[str, list[int]]:
         assert self.server is not None and self.publisher is not None
@@ -225,35 +199,16 @@ class Run:
             "publisher": [self.publisher.process.pid],
         }
 
-    def stop(self) -> None:
-        stop_all([*self.bulk, *([self.publisher] if self.publisher else []), *self.clients])
-        if self.server is not None:
-            self.found["server_exit_code"] = self.server.stop()
-            say(f"server: stopped (exit code {self.found['server_exit_code']})")
-        self.own.stop()
-
 
 def run(p: Parameters) -> int:
-    workdir = Path(tempfile.mkdtemp(prefix="metricstream-bench-overload-"))
-    own = ownredis.OwnRedis(workdir)
-    with fixtures.environment(own.url) as env:
-        o = Run(p, workdir, own)
-        try:
-            start(o, env)
-            capacity = ramp(o)
-            overload(o, capacity)
-            o.results, status, closed = streams.close_streams(o.clients, o.server, o.staff)
-            o.found["streams_after_clients_closed"] = status["streams"]
-            if not closed:
-                o.warnings.warn(f"{status['streams']} streams still open after the clients closed")
-        finally:
-            o.stop()
-    say("checking every stream's receipts")
-    document = summarise(o)
-    path = report.write(document, NAME)
-    print(table(document))
-    say(f"results written to {path}")
-    return 0
+    return harness.execute(
+        NAME, lambda workdir, own: Run(p, workdir, own), phases, summarise, table
+    )
+
+
+def phases(o: Run, env: dict[str, str]) -> None:
+    start(o, env)
+    overload(o, ramp(o))
 
 
 def start(o: Run, env: dict[str, str]) -> None:
@@ -263,13 +218,8 @@ def start(o: Run, env: dict[str, str]) -> None:
         f"x{p.ramp_factor:g} per {p.step_seconds:g}s step, then {p.factor:g}x capacity "
         f"for {p.seconds:g}s"
     )
-    o.own.start()
-    o.own.wait_ready()
-    say(f"redis: own redis-server on port {o.own.port} (log: {o.own.log})")
+    seeded = o.start_server(env, p.tenants)
     o.found["redis_output_buffer_limit"] = o.own.config("client-output-buffer-limit")
-    o.seeded = seeded = fixtures.prepare_database(p.tenants, env)
-    o.server = fixtures.Server(env, o.workdir / "server.log")
-    say(f"server: starting on {o.server.base} (log: {o.server.log})")
     o.bulk = [
         Child(
             f"precommitter-{k}",
@@ -281,25 +231,11 @@ def start(o: Run, env: dict[str, str]) -> None:
     o.publisher = Child(
         "publisher", publisher.run, publisher.PublisherConfig(o.own.url, seeded.tenant_ids)
     )
-    o.server.wait_ready()
-    o.staff = fixtures.form_login(o.server.base, seeded.staff_email, seeded.staff_password)
-    configs = streams.client_configs(
-        seeded,
-        streams=p.streams,
-        clients=p.clients,
-        port=o.server.port,
-        max_seconds=3600,
-        progress_seconds=0.1,
-    )
-    o.clients = streams.start_clients(configs)
+    o.open_streams(p.streams, p.clients, max_seconds=3600)
     o.timeline = streams.Timeline(o.clients)
-    o.opened = streams.open_streams(o.clients, o.server, o.staff, p.streams)
-    for warning in o.opened.warnings:
-        o.warnings.warn(warning)
-    feeders = [*o.bulk, o.publisher]
     pump_until(
-        feeders,
-        lambda: all(c.ready is not None for c in feeders),
+        o.feeders(),
+        lambda: all(c.ready is not None for c in o.feeders()),
         CHILD_READY_TIMEOUT_SECONDS,
         "the committers and the publisher to set Django up",
     )
@@ -380,12 +316,12 @@ def ramp(o: Run) -> float:
             break
         say(f"ramp step {i + 1}: offering {offered:,.0f} frames/s ({rate:,.1f} batches/s)")
         ensure_committed(o, per_tenant)
-        before = o.status()
+        before = o.patient_status()
         cpu_before = procstat.snapshot(time.time(), o.groups())
         result = publish(o, rate, per_tenant)
         cpu_after = procstat.snapshot(time.time(), o.groups())
         ok, seen = converge(o, f"ramp step {i + 1}", p.timeout)
-        after = o.status()
+        after = o.patient_status()
         frames = per_tenant * o.fan_out
         delivered = o.timeline.rate(result.started, result.ended)
         step = {
@@ -452,7 +388,7 @@ def overload(o: Run, capacity: float) -> None:
         f"{per_tenant * p.tenants:,} batches) for {per_tenant * p.tenants / rate:.1f}s"
     )
     ensure_committed(o, per_tenant)
-    before = o.status()
+    before = o.patient_status()
     buffers = Sampler("omem", lambda: hub_buffers(o.own), OMEM_POLL_SECONDS)
     statuses = Sampler("status", o.poll_status, STATUS_POLL_SECONDS)
     next_line = time.time() + 1.0

@@ -18,18 +18,16 @@ deliveries are counted exactly. Writes bench/results/recovery.json.
 
 import argparse
 import math
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import bulkcommit, committer, fixtures, ownredis, procstat, report, streams, tables
-from bench.children import Child, pump_until, results_of, stop_all
-from bench.console import Warnings, say
+from bench import bulkcommit, committer, fixtures, harness, ownredis, procstat, streams, tables
+from bench.children import Child, pump_until, results_of
+from bench.console import say
 from bench.recovery_summary import since, summarise
 from bench.sampler import Sampler
-from bench.sseclient import ClientResult
 
 NAME = "recovery"
 SUMMARY = "Redis outage: time for every stream to catch up once Redis is back (recovery.json)"
@@ -117,66 +115,30 @@ def parameters(args: argparse.Namespace) -> tuple[Parameters, list[str]]:
     return p, [message for ok, message in checks if not ok]
 
 
-class Run:
+class Run(harness.OwnRedisRun):
     """The processes of one run and what was observed, phase by phase."""
 
     def __init__(self, p: Parameters, workdir: Path, own: ownredis.OwnRedis) -> None:
+        super().__init__(workdir, own)
         self.p = p
-        self.workdir = workdir
-        self.own = own
-        self.warnings = Warnings()
-        self.server: fixtures.Server | None = None
         self.steady: list[Child] = []
         self.bulk: list[Child] = []
-        self.clients: list[Child] = []
-        self.seeded: fixtures.Seeded | None = None
-        self.staff = ""
-        self.opened: streams.Opened | None = None
-        self.results: list[ClientResult] = []
-        self.found: dict[str, Any] = {}
 
-    def status(self) -> dict:
-        assert self.server is not None
-        return fixtures.stream_status(self.server.base, self.staff)
-
-    def patient_status(self) -> dict:
-        """The status once the catch-up storm lets it through (its reads share the pool)."""
-        assert self.server is not None
-        found = fixtures.patient_status(self.server.base, self.staff, 60.0)
-        if found is None:
-            raise SystemExit("bench: no status from the server within 60s")
-        return found
-
-    def stop(self) -> None:
-        stop_all(self.steady + self.bulk + self.clients)
-        if self.server is not None:
-            self.found["server_exit_code"] = self.server.stop()
-            say(f"server: stopped (exit code {self.found['server_exit_code']})")
-        self.own.stop()
+    def feeders(self) -> list[Child]:
+        return self.steady + self.bulk
 
 
 def run(p: Parameters) -> int:
-    workdir = Path(tempfile.mkdtemp(prefix="metricstream-bench-recovery-"))
-    own = ownredis.OwnRedis(workdir)
-    with fixtures.environment(own.url) as env:
-        r = Run(p, workdir, own)
-        try:
-            start(r, env)
-            steady_phase(r)
-            outage_phase(r)
-            healing_phase(r)
-            r.results, status, closed = streams.close_streams(r.clients, r.server, r.staff)
-            r.found["streams_after_clients_closed"] = status["streams"]
-            if not closed:
-                r.warnings.warn(f"{status['streams']} streams still open after the clients closed")
-        finally:
-            r.stop()
-    say("checking every stream's receipts")
-    document = summarise(r)
-    path = report.write(document, NAME)
-    print(table(document))
-    say(f"results written to {path}")
-    return 0
+    return harness.execute(
+        NAME, lambda workdir, own: Run(p, workdir, own), phases, summarise, table
+    )
+
+
+def phases(r: Run, env: dict[str, str]) -> None:
+    start(r, env)
+    steady_phase(r)
+    outage_phase(r)
+    healing_phase(r)
 
 
 def start(r: Run, env: dict[str, str]) -> None:
@@ -185,12 +147,7 @@ def start(r: Run, env: dict[str, str]) -> None:
         f"{p.streams} streams over {p.tenants} tenants; steady {p.rate:g} batches/s for "
         f"{p.steady_seconds:g}s, then {p.outage_batches} batches while Redis is down"
     )
-    r.own.start()
-    r.own.wait_ready()
-    say(f"redis: own redis-server on port {r.own.port} (log: {r.own.log})")
-    r.seeded = seeded = fixtures.prepare_database(p.tenants, env)
-    r.server = fixtures.Server(env, r.workdir / "server.log")
-    say(f"server: starting on {r.server.base} (log: {r.server.log})")
+    seeded = r.start_server(env, p.tenants)
     rate = p.rate / p.committers
     r.steady = [
         Child(
@@ -210,23 +167,10 @@ def start(r: Run, env: dict[str, str]) -> None:
         )
         for k in range(p.committers)
     ]
-    r.server.wait_ready()
-    r.staff = fixtures.form_login(r.server.base, seeded.staff_email, seeded.staff_password)
-    configs = streams.client_configs(
-        seeded,
-        streams=p.streams,
-        clients=p.clients,
-        port=r.server.port,
-        max_seconds=p.steady_seconds + 3 * p.timeout + 900,
-        progress_seconds=0.1,
-    )
-    r.clients = streams.start_clients(configs)
-    r.opened = streams.open_streams(r.clients, r.server, r.staff, p.streams)
-    for warning in r.opened.warnings:
-        r.warnings.warn(warning)
+    r.open_streams(p.streams, p.clients, max_seconds=p.steady_seconds + 3 * p.timeout + 900)
     pump_until(
-        r.steady + r.bulk,
-        lambda: all(c.ready is not None for c in r.steady + r.bulk),
+        r.feeders(),
+        lambda: all(c.ready is not None for c in r.feeders()),
         CHILD_READY_TIMEOUT_SECONDS,
         "the committers to set Django up",
     )
@@ -275,7 +219,7 @@ def steady_phase(r: Run) -> None:
 def outage_phase(r: Run) -> None:
     p = r.p
     assert r.seeded is not None
-    before = r.status()
+    before = r.poll_status()
     say("phase B: stopping the own redis-server")
     asked = time.time()
     stopped = r.own.stop()
@@ -296,7 +240,7 @@ def outage_phase(r: Run) -> None:
     timeout = 60.0 + p.outage_batches / 20
     commits: list[bulkcommit.BulkResult] = results_of(r.bulk, timeout, "the outage commits")
     targets = fixtures.last_seqs(tenants)
-    during = r.status()
+    during = r.poll_status()
     assert r.server is not None
     logged = [t for t in fixtures.log_times(r.server.log, LOST_LOG_LINE) if t >= asked - 1]
     r.found["outage"] = {
@@ -331,11 +275,11 @@ def healing_phase(r: Run) -> None:
     assert r.opened is not None and r.server is not None
     targets = r.found["outage"]["targets"]
     generation = streams.set_targets(r.clients, targets)
-    baseline = r.status()
+    baseline = r.poll_status()
     redis_probe = Sampler(
         "redis", lambda: (len(r.own.hub_clients()), r.own.channels()), REDIS_POLL_SECONDS
     )
-    status_probe = Sampler("status", r.status, STATUS_POLL_SECONDS)
+    status_probe = Sampler("status", r.poll_status, STATUS_POLL_SECONDS)
     with redis_probe, status_probe:
         say("phase C: starting the own redis-server again (T0)")
         t0 = r.own.start()
@@ -391,7 +335,7 @@ def wait_for_status(r: Run, predicate: Any, timeout: float) -> float | None:
     """Poll the status until `predicate` holds; the time it was seen, or None."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if predicate(r.status()):
+        if predicate(r.poll_status()):
             return time.time()
         time.sleep(0.02)
     return None
@@ -400,11 +344,11 @@ def wait_for_status(r: Run, predicate: Any, timeout: float) -> float | None:
 def settle(r: Run) -> dict:
     """Wait until the catch-ups the loss itself triggered are over (catch_ups stops moving)."""
     deadline = time.monotonic() + SETTLE_TIMEOUT_SECONDS
-    status = r.status()
+    status = r.poll_status()
     quiet_since = time.monotonic()
     while time.monotonic() < deadline:
         time.sleep(0.1)
-        now = r.status()
+        now = r.poll_status()
         if now["catch_ups"] != status["catch_ups"]:
             quiet_since = time.monotonic()
         status = now
