@@ -1,6 +1,7 @@
 """What the benchmarks with a redis-server of their own share: the world they start, the
 run's processes and observations, the status calls, and the run itself from start to report."""
 
+import argparse
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,24 @@ R = TypeVar("R", bound="OwnRedisRun")
 
 # How long a status request may wait during a catch-up storm before the run gives up.
 STATUS_PATIENCE_SECONDS = 60.0
+
+
+def add_world_arguments(parser: argparse.ArgumentParser, *, tenants: int) -> None:
+    """The streams, tenants, client processes and batch size every such benchmark takes."""
+    add = parser.add_argument
+    add("--streams", type=int, default=1000, help="concurrent SSE streams (default: %(default)s)")
+    add("--tenants", type=int, default=tenants, help="tenants (default: %(default)s)")
+    add("--clients", type=int, default=1, help="SSE client processes (default: %(default)s)")
+    add("--metrics-per-batch", type=int, default=5, help="(default: %(default)s)")
+
+
+def world_checks(args: argparse.Namespace) -> list[tuple[bool, str]]:
+    return [
+        (args.tenants >= 1, "--tenants must be at least 1"),
+        (args.streams >= args.tenants, "--streams must be at least --tenants"),
+        (1 <= args.clients <= args.streams, "--clients must be 1..--streams"),
+        (args.metrics_per_batch >= 1, "--metrics-per-batch must be at least 1"),
+    ]
 
 
 class OwnRedisRun:

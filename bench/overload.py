@@ -63,17 +63,14 @@ class Parameters:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    harness.add_world_arguments(parser, tenants=10)
     add = parser.add_argument
-    add("--streams", type=int, default=1000, help="concurrent SSE streams (default: %(default)s)")
-    add("--tenants", type=int, default=10, help="tenants (default: %(default)s)")
-    add("--clients", type=int, default=1, help="SSE client processes (default: %(default)s)")
     add(
         "--committers",
         type=int,
         default=2,
         help="processes committing the batches beforehand (default: %(default)s)",
     )
-    add("--metrics-per-batch", type=int, default=5, help="(default: %(default)s)")
     add(
         "--factor",
         type=float,
@@ -134,11 +131,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def parameters(args: argparse.Namespace) -> tuple[Parameters, list[str]]:
     checks = [
-        (args.tenants >= 1, "--tenants must be at least 1"),
-        (args.streams >= args.tenants, "--streams must be at least --tenants"),
-        (1 <= args.clients <= args.streams, "--clients must be 1..--streams"),
+        *harness.world_checks(args),
         (args.committers >= 1, "--committers must be at least 1"),
-        (args.metrics_per_batch >= 1, "--metrics-per-batch must be at least 1"),
         (args.factor > 0, "--factor must be positive"),
         (args.seconds > 0, "--seconds must be positive"),
         (args.step_seconds > 0, "--step-seconds must be positive"),

@@ -57,10 +57,8 @@ class Parameters:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    harness.add_world_arguments(parser, tenants=100)
     add = parser.add_argument
-    add("--streams", type=int, default=1000, help="concurrent SSE streams (default: %(default)s)")
-    add("--tenants", type=int, default=100, help="tenants (default: %(default)s)")
-    add("--clients", type=int, default=1, help="SSE client processes (default: %(default)s)")
     add("--committers", type=int, default=2, help="committer processes (default: %(default)s)")
     add(
         "--rate",
@@ -80,7 +78,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=2000,
         help="phase B: batches committed while Redis is down, K (default: %(default)s)",
     )
-    add("--metrics-per-batch", type=int, default=5, help="(default: %(default)s)")
     add(
         "--timeout",
         type=float,
@@ -91,14 +88,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def parameters(args: argparse.Namespace) -> tuple[Parameters, list[str]]:
     checks = [
-        (args.tenants >= 1, "--tenants must be at least 1"),
-        (args.streams >= args.tenants, "--streams must be at least --tenants"),
-        (1 <= args.clients <= args.streams, "--clients must be 1..--streams"),
+        *harness.world_checks(args),
         (1 <= args.committers <= args.tenants, "--committers must be 1..--tenants"),
         (args.rate > 0, "--rate must be positive"),
         (args.steady_seconds > 0, "--steady-seconds must be positive"),
         (args.outage_batches >= args.tenants, "--outage-batches must be at least --tenants"),
-        (args.metrics_per_batch >= 1, "--metrics-per-batch must be at least 1"),
         (args.timeout > 0, "--timeout must be positive"),
     ]
     p = Parameters(
