@@ -3,6 +3,7 @@
 import contextlib
 import os
 import re
+import resource
 import secrets
 import socket
 import subprocess
@@ -26,6 +27,7 @@ SERVER_START_TIMEOUT_SECONDS = 30.0
 SERVER_STOP_TIMEOUT_SECONDS = 15.0
 MIGRATE_TIMEOUT_SECONDS = 300.0
 HTTP_TIMEOUT_SECONDS = 10.0
+SERVE_COMMAND = ("metricstream.cli", "serve")
 
 
 def bench_database_url(base_url: str) -> str:
@@ -156,6 +158,18 @@ def seed(tenants: int) -> Seeded:
     return Seeded(tenant_ids, sessions, "staff@bench.invalid", password)
 
 
+def raise_open_files_limit() -> int:
+    """Soft RLIMIT_NOFILE up to the hard limit, for this process and the children it starts.
+
+    Thousands of streams need thousands of sockets on each side; the soft limit
+    (often 1,024) is a default, the hard one is the machine's real bound.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -165,13 +179,16 @@ def free_port() -> int:
 class Server:
     """`python -m metricstream.cli serve` as a subprocess, its output in a log file."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(
+        self, env: dict[str, str], log: Path, module: tuple[str, ...] = SERVE_COMMAND
+    ) -> None:
+        """`module` runs as `python -m <module...> --port N`: the product, or a baseline."""
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = log
         self._log_handle = log.open("wb")
         self.popen = subprocess.Popen(
-            [sys.executable, "-m", "metricstream.cli", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", *module, "--port", str(self.port)],
             env=env,
             cwd=REPO_ROOT,
             stdout=self._log_handle,
