@@ -5,11 +5,11 @@ import sys
 import textwrap
 from types import ModuleType
 
-from bench import browser, overload, recovery, runner
+from bench import browser, capacity, fanout, overload, recovery, runner
 from bench.console import say
 
 # In the order `python -m bench` runs them.
-BENCHMARKS: list[ModuleType] = [runner, recovery, overload, browser]
+BENCHMARKS: list[ModuleType] = [runner, capacity, fanout, recovery, overload, browser]
 EPILOG = (
     "environment: DATABASE_URL (PostgreSQL server to use; only its host, port and "
     "credentials are taken: each benchmark drops, recreates and leaves for inspection "

@@ -27,20 +27,23 @@ from starlette.types import Receive, Scope, Send
 
 from metricstream import asgi  # first: it sets Django up
 from metricstream.stream.app import PREFIX, lifespan
-from metricstream.stream.events import HEARTBEAT, metrics_frame, seq_of
+from metricstream.stream.events import HEARTBEAT, metrics_frame, opening_frame, seq_of
 from metricstream.stream.response import HEADERS
 from metricstream.stream.selectors import Access
 from metricstream.tenants.models import channel_for
 
 _open = 0
+# redis-py's pool allows 100 connections by default; this baseline needs one per stream.
+NAIVE_MAX_CONNECTIONS = 100_000
 
 
 class NaiveStream:
     """One stream, one Redis connection: subscribe, then frame and write every message."""
 
-    def __init__(self, client: aioredis.Redis, channel: str) -> None:
+    def __init__(self, client: aioredis.Redis, channel: str, opening: bytes) -> None:
         self.client = client
         self.channel = channel
+        self.opening = opening
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         global _open
@@ -49,6 +52,7 @@ class NaiveStream:
         try:
             await pubsub.subscribe(self.channel)
             await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+            await send({"type": "http.response.body", "body": self.opening, "more_body": True})
             async with anyio.create_task_group() as group:
                 group.start_soon(self._listen_for_disconnect, receive, group.cancel_scope)
                 await self._relay(pubsub, send)
@@ -85,7 +89,10 @@ async def stream(request: Request) -> Response | NaiveStream:
     )
     if access is not Access.GRANTED:
         return JSONResponse({"error": access.name.lower()}, status_code=403)
-    return NaiveStream(request.app.state.redis, channel_for(tenant_id))
+    # The same opening frame as the product's, so the benchmark's client counts alike.
+    point = await request.app.state.reads.resume_point(tenant_id, None)
+    opening = opening_frame(settings.STREAM_RETRY_MILLISECONDS, point.seq, point.latest)
+    return NaiveStream(request.app.state.redis, channel_for(tenant_id), opening)
 
 
 async def status(request: Request) -> Response:
@@ -96,8 +103,10 @@ async def status(request: Request) -> Response:
 async def naive_lifespan(app: Starlette) -> AsyncIterator[None]:
     # The product's lifespan gives the same session-check reads; its hub stays idle.
     async with lifespan(app):
-        # No connection cap: one connection per stream is the point of this baseline.
-        app.state.redis = aioredis.Redis.from_url(settings.REDIS_URL)
+        # One connection per stream is the point of this baseline: no practical cap.
+        app.state.redis = aioredis.Redis.from_url(
+            settings.REDIS_URL, max_connections=NAIVE_MAX_CONNECTIONS
+        )
         try:
             yield
         finally:

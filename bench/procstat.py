@@ -98,3 +98,15 @@ def usage(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float]:
         ours = sum(v for k, v in result.items() if k != "machine_busy")
         result["everything_else"] = round(max(0.0, result["machine_busy"] - ours), 1)
     return result
+
+
+def rss_bytes(pid: int) -> int | None:
+    """Resident set size of one process (VmRSS), or None if it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return None

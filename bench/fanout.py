@@ -1,0 +1,276 @@
+"""`python -m bench fanout`: SSE frames delivered per server CPU-second, hub against baseline.
+
+For each variant in turn (the product's hub, then bench/naive.py's one Redis
+subscription per stream), in one run:
+
+1. Start the server; open N streams on one tenant with the counting C client.
+2. Commit the batches to publish straight into the database (so any catch-up
+   finds them), then PUBLISH them on Redis at rising rates, one step each.
+3. Per step: frames delivered (the client counts them), the server's CPU
+   seconds (/proc), and so frames per server CPU-second; the ramp ends when the
+   server no longer keeps up.
+4. Close the streams; each must have received every batch exactly once.
+"""
+
+import argparse
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import counting_client, fixtures, procstat, publisher, report
+from bench.children import Child, pump_until, results_of, stop_all
+from bench.console import Warnings, say
+
+NAME = "fanout"
+SUMMARY = "frames/s per server CPU-second, hub vs one subscription per stream (fanout.json)"
+DESCRIPTION = (
+    "Measure SSE fan-out efficiency: N streams on one tenant, batches published at "
+    "rising rates until the server stops keeping up; frames delivered per server "
+    "CPU-second, for the product's hub and, in the same run, the naive baseline "
+    "(bench/naive.py: one Redis subscription per stream). Uses the database "
+    "metricstream_bench; writes bench/results/fanout.json."
+)
+VARIANTS = {"hub": fixtures.SERVE_COMMAND, "naive": ("bench.naive",)}
+CHILD_READY_TIMEOUT_SECONDS = 120.0
+STREAMS_OPEN_TIMEOUT_SECONDS = 60.0
+# A step kept up if every frame arrived within this long after publishing ended.
+KEPT_UP_SECONDS = 0.5
+# How long a saturated step may take to deliver its last frames before the run gives up on it.
+CONVERGE_TIMEOUT_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Parameters:
+    streams: int
+    rates: list[float]  # batches/s, one step each
+    step_seconds: float
+    metrics_per_batch: int
+    variants: list[str]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--streams", type=int, default=1000, help="streams on the tenant (default: %(default)s)")
+    add(
+        "--rates",
+        default="20,50,100,200,400,800,1500,3000,5000",
+        help="batches/s of each step, rising (default: %(default)s)",
+    )
+    add("--step-seconds", type=float, default=3.0, help="per step (default: %(default)s)")
+    add("--metrics-per-batch", type=int, default=5, help="(default: %(default)s)")
+    add(
+        "--variants",
+        default="hub,naive",
+        help=f"which servers, in order, from {','.join(VARIANTS)} (default: %(default)s)",
+    )
+
+
+def parameters(args: argparse.Namespace) -> tuple[Parameters, list[str]]:
+    try:
+        rates = [float(r) for r in args.rates.split(",")]
+    except ValueError:
+        rates = []
+    variants = args.variants.split(",")
+    checks = [
+        (args.streams >= 1, "--streams must be at least 1"),
+        (bool(rates) and all(r > 0 for r in rates), "--rates must be positive numbers"),
+        (args.step_seconds > 0, "--step-seconds must be positive"),
+        (args.metrics_per_batch >= 1, "--metrics-per-batch must be at least 1"),
+        (all(v in VARIANTS for v in variants), f"--variants must be from {','.join(VARIANTS)}"),
+    ]
+    p = Parameters(args.streams, rates, args.step_seconds, args.metrics_per_batch, variants)
+    return p, [message for ok, message in checks if not ok]
+
+
+def run(p: Parameters) -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="metricstream-bench-fanout-"))
+    warnings = Warnings()
+    binary = counting_client.build(workdir)
+    results: dict[str, Any] = {}
+    with fixtures.environment() as env:
+        seeded = fixtures.prepare_database(len(p.variants), env)
+        for index, variant in enumerate(p.variants):
+            say(f"=== {variant}: {p.streams} streams on one tenant ===")
+            results[variant] = measure(p, variant, index, seeded, env, binary, workdir, warnings)
+    document = report.envelope(
+        asdict(p), {**summarise(results), "variants": results, "warnings": warnings}, NAME
+    )
+    path = report.write(document, NAME)
+    print(table(document))
+    say(f"results written to {path}")
+    return 0
+
+
+def commit_directly(tenant_id: str, batches: int, metrics_per_batch: int) -> None:
+    """Store `batches` batches for the tenant in three statements, after the streams opened.
+
+    Not the ingest path (that is another benchmark's subject): this only makes
+    what will be published real, so a stream that falls behind catches up from
+    rows that exist.
+    """
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO ingest_batch (id, tenant_id, seq, size, received_at, committed_at) "
+            "SELECT gen_random_uuid(), %s, s, %s, now(), now() FROM generate_series(1, %s) s",
+            [tenant_id, metrics_per_batch, batches],
+        )
+        cursor.execute(
+            "INSERT INTO ingest_metric (tenant_id, seq, name, value, timestamp, labels, "
+            "received_at) SELECT %s, s, 'bench.m' || m, s * 0.5, now(), "
+            '\'{"host": "bench-1"}\'::jsonb, now() '
+            "FROM generate_series(1, %s) s, generate_series(1, %s) m",
+            [tenant_id, batches, metrics_per_batch],
+        )
+        cursor.execute(
+            "UPDATE tenants_tenant SET last_seq = %s WHERE id = %s", [batches, tenant_id]
+        )
+
+
+def measure(
+    p: Parameters,
+    variant: str,
+    index: int,
+    seeded: fixtures.Seeded,
+    env: dict[str, str],
+    binary: Path,
+    workdir: Path,
+    warnings: Warnings,
+) -> dict[str, Any]:
+    tenant = seeded.tenant_ids[index]
+    server = fixtures.Server(env, workdir / f"{variant}-server.log", VARIANTS[variant])
+    pub = Child("publisher", publisher.run, publisher.PublisherConfig(env["REDIS_URL"], [tenant]))
+    client: counting_client.CountingClient | None = None
+    try:
+        server.wait_ready()
+        staff = fixtures.form_login(server.base, seeded.staff_email, seeded.staff_password)
+        client = counting_client.CountingClient(
+            binary,
+            server.port,
+            f"/api/v1/stream/{tenant}",
+            f"sessionid={seeded.viewer_sessions[index]}",
+            p.streams,
+            workdir / f"{variant}-client.log",
+        )
+        client.wait_opened()
+        ok, status = fixtures.wait_for_streams(
+            server.base, staff, p.streams, STREAMS_OPEN_TIMEOUT_SECONDS
+        )
+        if not ok:
+            raise SystemExit(f"bench: {status.get('streams')} of {p.streams} streams opened")
+        say(f"{p.streams} streams open; RSS {procstat.rss_bytes(server.popen.pid) or 0:,} bytes")
+        total = sum(round(r * p.step_seconds) for r in p.rates)
+        commit_directly(tenant, total, p.metrics_per_batch)
+        pump_until([pub], lambda: pub.ready is not None, CHILD_READY_TIMEOUT_SECONDS, "publisher")
+        pub.request(("load",))
+        results_of([pub], CHILD_READY_TIMEOUT_SECONDS, "the publisher to load the batches")
+        steps = ramp(p, server, client, pub, warnings)
+        counts = client.stop()
+        client = None
+        exact = sum(c.exact for c in counts)
+        if exact != p.streams:
+            warnings.warn(f"{variant}: {p.streams - exact} streams missed or repeated a batch")
+        return {"steps": steps, "streams_exact": exact, "streams": len(counts)}
+    finally:
+        if client is not None:
+            client.kill()
+        stop_all([pub])
+        server.stop()
+
+
+def ramp(
+    p: Parameters,
+    server: fixtures.Server,
+    client: counting_client.CountingClient,
+    pub: Child,
+    warnings: Warnings,
+) -> list[dict[str, Any]]:
+    steps: list[dict[str, Any]] = []
+    pid = server.popen.pid
+    for rate in p.rates:
+        batches = round(rate * p.step_seconds)
+        frames_before = client.progress.frames
+        expected = frames_before + batches * p.streams
+        cpu_before = procstat.process_cpu_seconds(pid) or 0.0
+        started = time.time()
+        pub.request(("publish", rate, batches))
+        pump_until([pub], lambda: pub.result is not None, 60 + 3 * p.step_seconds, "publishing")
+        published: publisher.PublishResult = pub.result
+        converged = client.wait_frames(expected, CONVERGE_TIMEOUT_SECONDS)
+        ended = time.time()
+        cpu = (procstat.process_cpu_seconds(pid) or 0.0) - cpu_before
+        frames = client.progress.frames - frames_before
+        late = ended - published.ended
+        step = {
+            "rate_batches_per_second": rate,
+            "offered_frames_per_second": round(batches * p.streams / published.seconds),
+            "delivered_frames_per_second": round(frames / (ended - started)),
+            "frames": frames,
+            "server_cpu_seconds": round(cpu, 3),
+            "server_cpu_percent": round(100 * cpu / (ended - started), 1),
+            "frames_per_server_cpu_second": round(frames / cpu) if cpu > 0 else None,
+            "last_frame_after_publishing_s": round(late, 3),
+            "converged": converged,
+            "kept_up": converged and late <= KEPT_UP_SECONDS,
+        }
+        steps.append(step)
+        say(
+            f"  {rate:g} batches/s: {step['delivered_frames_per_second']:,} frames/s, server "
+            f"CPU {step['server_cpu_percent']}%, {step['frames_per_server_cpu_second'] or 0:,} "
+            f"frames per CPU-second, last frame {late:.2f}s after publishing"
+        )
+        if not converged:
+            warnings.warn(f"{rate:g} batches/s: not every frame arrived; ramp ended")
+            break
+        if not step["kept_up"]:
+            break
+    return steps
+
+
+def best(steps: list[dict[str, Any]], key: str) -> float | None:
+    """The highest figure among the steps in which every frame arrived."""
+    delivered = [s[key] for s in steps if s["converged"] and s[key]]
+    return max(delivered) if delivered else None
+
+
+def summarise(results: dict[str, Any]) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    for variant, found in results.items():
+        steps = found["steps"]
+        figures[variant] = {
+            "frames_per_server_cpu_second": best(steps, "frames_per_server_cpu_second"),
+            "frames_per_server_cpu_second_at_lowest_rate": steps[0]["frames_per_server_cpu_second"]
+            if steps
+            else None,
+            "delivered_frames_per_second": best(steps, "delivered_frames_per_second"),
+            "streams_exact": f"{found['streams_exact']}/{found['streams']}",
+        }
+    hub, naive = figures.get("hub", {}), figures.get("naive", {})
+    if hub.get("frames_per_server_cpu_second") and naive.get("frames_per_server_cpu_second"):
+        figures["hub_over_naive"] = round(
+            hub["frames_per_server_cpu_second"] / naive["frames_per_server_cpu_second"], 2
+        )
+    return {"figures": figures}
+
+
+def table(document: dict[str, Any]) -> str:
+    p = document["parameters"]
+    lines = [
+        f"Fan-out: {p['streams']} streams on one tenant, {p['metrics_per_batch']} metrics/batch",
+        f"  {'variant':<8}{'batches/s':>10}{'frames/s':>11}{'server CPU':>11}"
+        f"{'frames/CPU-s':>14}{'kept up':>9}",
+    ]
+    for variant, found in document["variants"].items():
+        for s in found["steps"]:
+            lines.append(
+                f"  {variant:<8}{s['rate_batches_per_second']:>10g}"
+                f"{s['delivered_frames_per_second']:>11,}{s['server_cpu_percent']:>10}%"
+                f"{s['frames_per_server_cpu_second'] or 0:>14,}{'yes' if s['kept_up'] else 'no':>9}"
+            )
+    for variant, f in document["figures"].items():
+        lines.append(f"  {variant}: {f}")
+    lines += [f"  WARNING: {w}" for w in document.get("warnings", [])]
+    return "\n".join(lines)
