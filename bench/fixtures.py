@@ -287,3 +287,51 @@ def wait_for_streams(base: str, session: str, want: int, timeout: float) -> tupl
         time.sleep(0.2)
         status = stream_status(base, session)
     return status["streams"] == want, status
+
+
+# A benchmark may run while another one (on the same PostgreSQL) recreates
+# metricstream_bench; these give it a database of its own, metricstream_bench_<suffix>.
+
+
+def own_database_name(suffix: str) -> str:
+    return f"{BENCH_DATABASE}_{suffix}"
+
+
+@contextlib.contextmanager
+def own_database_environment(suffix: str, redis_url: str | None = None) -> Iterator[dict[str, str]]:
+    """environment(), with DATABASE_URL naming metricstream_bench_<suffix> instead."""
+    with environment(redis_url) as env:
+        parts = urlsplit(env["DATABASE_URL"])
+        path = "/" + own_database_name(suffix)
+        url = urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+        os.environ["DATABASE_URL"] = env["DATABASE_URL"] = url
+        yield env
+
+
+def prepare_own_database(tenants: int, env: dict[str, str]) -> "Seeded":
+    """prepare_database() for own_database_environment(): recreate, migrate, seed."""
+    from django.apps import apps
+    from psycopg import sql
+
+    if apps.ready:
+        from django.db import connections
+
+        connections.close_all()
+    parts = urlsplit(env["DATABASE_URL"])
+    name = parts.path.lstrip("/")
+    assert name.startswith(BENCH_DATABASE + "_")  # never anything but a bench database
+    say(f"database: recreating {name} and migrating")
+    import psycopg
+
+    maintenance = urlunsplit(("postgresql", parts.netloc, "/postgres", parts.query, ""))
+    with psycopg.connect(maintenance, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    metricstream("migrate", env=env)
+    import django
+
+    django.setup()
+    say(f"database: seeding {tenants} tenants, their viewers and a staff operator")
+    return seed(tenants)
