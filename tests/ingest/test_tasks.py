@@ -7,6 +7,7 @@ from unittest import mock
 
 import pytest
 
+from metricstream.ingest import services
 from metricstream.ingest.models import Batch, Metric
 from metricstream.ingest.services import Submission
 from metricstream.ingest.tasks import process_metric_submission
@@ -92,7 +93,7 @@ def test_it_publishes_nothing_when_the_transaction_fails(
 ) -> None:
     message = submission(alice, 45.0).to_message()
     with (
-        mock.patch.object(Metric.objects, "bulk_create", side_effect=RuntimeError("disk full")),
+        mock.patch.object(services, "store_rows", side_effect=RuntimeError("disk full")),
         pytest.raises(RuntimeError),
     ):
         process_metric_submission.apply(args=[message], throw=True)
