@@ -23,18 +23,16 @@ Writes bench/results/capacity.json.
 """
 
 import argparse
-import contextlib
 import tempfile
-import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench import capacity_probe as probe
-from bench import fixtures, report, sseclient
+from bench import fixtures, report
+from bench.capacity_clients import Side, open_group, stop_clients
 from bench.capacity_summary import summarise, table
-from bench.children import Child, pump_until, stop_all
 from bench.console import Warnings, say
 
 NAME = "capacity"
@@ -42,15 +40,8 @@ SUMMARY = "memory per idle stream and teardown time, product vs baseline (capaci
 NAIVE_MODULE = ("bench.naive",)
 # metricstream_bench_capacity: other benchmarks may recreate metricstream_bench meanwhile.
 DATABASE_SUFFIX = "capacity"
-# Opening thousands of streams through the session check takes a while on 2 cores.
-CHILD_READY_TIMEOUT_SECONDS = 240.0
-# One stream's connect + response head; a server out of fds stalls here.
-OPEN_TIMEOUT_SECONDS = 20.0
-RESULT_TIMEOUT_SECONDS = 60.0
-# The client processes end on their own after this, whatever happens to the run.
-CLIENT_MAX_SECONDS = 1800.0
-CLIENT_PROGRESS_SECONDS = 1.0
-CLIENT_OPEN_CONCURRENCY = 100
+# A SIGKILLed client is reaped within this.
+KILLED_JOIN_TIMEOUT_SECONDS = 10.0
 # redis-py's pool allows 100 connections unless told otherwise, and bench.naive
 # does not say: without this its 101st stream fails with "Too many connections".
 # A pool setting in the URL lifts that cap without touching the baseline's code.
@@ -131,37 +122,6 @@ def parameters(args: argparse.Namespace) -> tuple[Parameters, list[str]]:
     return p, problems
 
 
-@dataclass
-class Side:
-    """One server's part of the run: what was measured, and the clients still alive."""
-
-    label: str
-    points: list[dict[str, Any]] = field(default_factory=list)
-    open_seconds: dict[int, float] = field(default_factory=dict)
-    held: int = 0
-    failed_at: int | None = None
-    failures: dict[str, int] = field(default_factory=dict)
-    teardown: probe.Teardown | None = None
-    exit_code: int | None = None
-    log: str = ""
-    live: list[tuple[int, Child]] = field(default_factory=list)  # (ramp boundary, client)
-
-    @property
-    def clients(self) -> list[Child]:
-        return [c for _, c in self.live]
-
-    def tick(self) -> None:
-        """Read the clients' progress, so their pipes never fill while we wait elsewhere."""
-        for c in self.clients:
-            c.pump()
-
-    def alive_streams(self) -> int:
-        """Streams the clients opened and have not seen closed by the server."""
-        self.tick()
-        opened = sum(len(c.ready[0]) for c in self.clients if c.ready is not None)
-        return opened - sum(c.progress[2] for c in self.clients if c.progress)
-
-
 def run(p: Parameters) -> int:
     hard = fixtures.raise_open_files_limit()
     workdir = Path(tempfile.mkdtemp(prefix="metricstream-bench-capacity-"))
@@ -229,67 +189,6 @@ def measure(
             target.close()
         side.exit_code = server.stop()
         say(f"{side.label}: server stopped (exit code {side.exit_code})")
-
-
-def start_group(
-    seeded: fixtures.Seeded, port: int, first: int, count: int, per_client: int
-) -> list[Child]:
-    """Client processes for streams first..first+count-1; stream i watches tenant i mod T."""
-    tenants = len(seeded.tenant_ids)
-    specs = [
-        sseclient.StreamSpec(
-            tenant=i % tenants,
-            tenant_id=seeded.tenant_ids[i % tenants],
-            session=seeded.viewer_sessions[i % tenants],
-        )
-        for i in range(first, first + count)
-    ]
-    chunks = [specs[k : k + per_client] for k in range(0, len(specs), per_client)]
-    return [
-        Child(
-            f"capacity-client-{first + k * per_client}",
-            sseclient.run,
-            sseclient.ClientConfig(
-                host="127.0.0.1",
-                port=port,
-                streams=chunk,
-                channels=[],
-                redis_url="",
-                open_concurrency=CLIENT_OPEN_CONCURRENCY,
-                open_timeout=OPEN_TIMEOUT_SECONDS,
-                max_seconds=CLIENT_MAX_SECONDS,
-                progress_seconds=CLIENT_PROGRESS_SECONDS,
-            ),
-        )
-        for k, chunk in enumerate(chunks)
-    ]
-
-
-def open_group(
-    side: Side,
-    target: probe.Target,
-    seeded: fixtures.Seeded,
-    first: int,
-    upto: int,
-    per_client: int,
-) -> int:
-    """Open streams first..upto-1 in new clients; the server's stream count afterwards."""
-    started = time.monotonic()
-    group = start_group(seeded, target.server.port, first, upto - first, per_client)
-    side.live += [(upto, c) for c in group]
-    pump_until(
-        group,
-        lambda: all(c.ready is not None for c in group),
-        CHILD_READY_TIMEOUT_SECONDS,
-        f"{side.label}: clients opening streams up to {upto:,}",
-    )
-    for c in group:
-        assert c.ready is not None
-        for reason, n in c.ready[1].items():
-            side.failures[reason] = side.failures.get(reason, 0) + n
-    count = target.wait_streams(side.alive_streams(), side.tick)
-    side.open_seconds[upto] = round(time.monotonic() - started, 2)
-    return count
 
 
 def warm_up(
@@ -387,7 +286,7 @@ def tear_down(
 
     side.teardown = probe.teardown(target, channels, count, kill)
     for c in victims:
-        c.process.join(RESULT_TIMEOUT_SECONDS)
+        c.process.join(KILLED_JOIN_TIMEOUT_SECONDS)
         c.conn.close()
     side.live.clear()
     t = side.teardown
@@ -403,19 +302,3 @@ def tear_down(
             f"{t.seconds_to_zero_streams:.3f}s, subscriptions 0 at "
             f"{t.seconds_to_zero_subscriptions:.3f}s, {len(t.timeline)} polls)"
         )
-
-
-def stop_clients(clients: list[Child]) -> None:
-    """Ask the clients to close their streams and report, then make sure they are gone."""
-    alive = [c for c in clients if c.process.is_alive() and not c.conn.closed]
-    for c in alive:
-        with contextlib.suppress(OSError, ValueError):
-            c.send("stop")
-    with contextlib.suppress(SystemExit):
-        pump_until(
-            alive,
-            lambda: all(c.result is not None for c in alive),
-            RESULT_TIMEOUT_SECONDS,
-            "the clients' results",
-        )
-    stop_all([c for c in clients if not c.conn.closed])
