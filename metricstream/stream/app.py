@@ -67,8 +67,6 @@ async def stream(request: Request) -> Response | EventStreamResponse:
         sub,
         reads,
         last_id=resume,
-        heartbeat=settings.STREAM_HEARTBEAT_SECONDS,
-        lifetime=settings.STREAM_MAX_LIFETIME_SECONDS,
         retry_ms=settings.STREAM_RETRY_MILLISECONDS,
     )
 
@@ -125,6 +123,8 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         get_source(),
         queue_frames=settings.STREAM_QUEUE_FRAMES,
         subscribe_timeout=settings.REDIS_SOCKET_TIMEOUT_SECONDS,
+        heartbeat=settings.STREAM_HEARTBEAT_SECONDS,
+        lifetime=settings.STREAM_MAX_LIFETIME_SECONDS,
     )
     reads = Reads(
         threads=settings.STREAM_DB_THREADS,

@@ -116,5 +116,8 @@ def get_source() -> Source:
             settings.REDIS_URL,
             settings.REDIS_SOCKET_TIMEOUT_SECONDS,
             settings.REDIS_HEALTH_CHECK_SECONDS,
+            # Between two turns of the streams a quarter of an inbox fills at most,
+            # and each stream still writes up to that many batches at once.
+            burst=max(1, settings.STREAM_QUEUE_FRAMES // 4),
         )
     return local_broker()

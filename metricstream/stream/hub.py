@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 
 # After a failed (un)subscribe on a live connection, the manager retries after this.
 RESUBSCRIBE_DELAY_SECONDS = 0.5
+# The hub's ticker runs this many times per heartbeat interval: a quiet stream's
+# heartbeat leaves 1 to 1 + 1/HEARTBEAT_TICKS intervals after its last write.
+HEARTBEAT_TICKS = 4
 
 Frame = tuple[int, bytes]  # (sequence number, encoded SSE frame)
 
@@ -31,15 +34,31 @@ Frame = tuple[int, bytes]  # (sequence number, encoded SSE frame)
 class Subscription:
     """One stream's bounded inbox. Pushing never blocks: a full inbox is emptied."""
 
-    __slots__ = ("_frames", "_wakeup", "behind", "channel", "closing", "limit", "tenant_id")
+    __slots__ = (
+        "_frames",
+        "_wakeup",
+        "behind",
+        "channel",
+        "closing",
+        "deadline",
+        "heartbeat_due",
+        "limit",
+        "quiet_ticks",
+        "tenant_id",
+    )
 
-    def __init__(self, tenant_id: uuid.UUID, limit: int) -> None:
+    def __init__(self, tenant_id: uuid.UUID, limit: int, deadline: float) -> None:
         self.tenant_id = tenant_id
         self.channel = channel_for(tenant_id)
         self.limit = limit
         # Set when live frames may have been missed: catch up from the database.
         self.behind = False
         self.closing = False
+        # The loop time at which the stream ends (its maximum lifetime).
+        self.deadline = deadline
+        # Hub ticks since the stream last wrote; the stream resets it on every write.
+        self.quiet_ticks = 0
+        self.heartbeat_due = False
         self._frames: deque[Frame] = deque()
         self._wakeup = asyncio.Event()
 
@@ -63,15 +82,27 @@ class Subscription:
         self.closing = True
         self._wakeup.set()
 
-    async def take(self, within: float) -> list[Frame]:
-        """Every pending frame, waiting up to `within` seconds for one or a state change."""
-        if not self._frames and not self.behind and not self.closing:
+    def wrote(self) -> None:
+        self.quiet_ticks = 0
+        self.heartbeat_due = False
+
+    def tick(self, now: float, heartbeat_ticks: int) -> None:
+        if now >= self.deadline:
+            self.close_soon()
+            return
+        self.quiet_ticks += 1
+        if self.quiet_ticks >= heartbeat_ticks:
+            self.heartbeat_due = True
+            self._wakeup.set()
+
+    async def take(self) -> list[Frame]:
+        """Every pending frame, waiting for one or a state change (behind, closing, heartbeat).
+
+        No timer per wait: the hub's one ticker wakes quiet streams for heartbeats.
+        """
+        if not self._frames and not self.behind and not self.closing and not self.heartbeat_due:
             self._wakeup.clear()
-            try:
-                async with asyncio.timeout(within):
-                    await self._wakeup.wait()
-            except TimeoutError:
-                return []
+            await self._wakeup.wait()
         frames = list(self._frames)
         self._frames.clear()
         return frames
@@ -89,10 +120,22 @@ class HubStats:
 
 
 class Hub:
-    def __init__(self, source: Source, *, queue_frames: int, subscribe_timeout: float) -> None:
+    def __init__(
+        self,
+        source: Source,
+        *,
+        queue_frames: int,
+        subscribe_timeout: float,
+        heartbeat: float,
+        lifetime: float,
+    ) -> None:
         self._source = source
         self._queue_frames = queue_frames
         self._subscribe_timeout = subscribe_timeout
+        self._lifetime = lifetime
+        # One timer for every stream, instead of one per stream per wait.
+        self._tick_seconds = min(heartbeat, lifetime) / HEARTBEAT_TICKS
+        self._ticker: asyncio.Task[None] | None = None
         self._streams: dict[str, set[Subscription]] = {}
         self._active: set[str] = set()  # channels the broker has confirmed
         self._ready: dict[str, asyncio.Future[None]] = {}
@@ -104,12 +147,14 @@ class Hub:
 
     async def start(self) -> None:
         self._manager = asyncio.create_task(self._manage(), name="hub-subscriptions")
+        self._ticker = asyncio.create_task(self._tick(), name="hub-heartbeats")
         await self._source.connect(self._dispatch, self._lost, self._restored)
 
     async def stop(self) -> None:
-        if self._manager:
-            self._manager.cancel()
-            await asyncio.gather(self._manager, return_exceptions=True)
+        tasks = [task for task in (self._manager, self._ticker) if task]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self._source.close()
 
     def drain(self) -> None:
@@ -145,7 +190,8 @@ class Hub:
         When the broker is down or slow to confirm, the stream starts anyway: it
         is marked behind when the channel becomes live, and catches up then.
         """
-        sub = Subscription(tenant_id, self._queue_frames)
+        deadline = asyncio.get_running_loop().time() + self._lifetime
+        sub = Subscription(tenant_id, self._queue_frames, deadline)
         self._streams.setdefault(sub.channel, set()).add(sub)
         if sub.channel in self._active:
             return sub
@@ -206,6 +252,16 @@ class Hub:
                 stats.frames_dropped += dropped
             else:
                 stats.frames_fanned_out += 1
+
+    async def _tick(self) -> None:
+        """Wake streams that have been quiet for a heartbeat interval, end those past lifetime."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self._tick_seconds)
+            now = loop.time()
+            for streams in list(self._streams.values()):
+                for sub in list(streams):
+                    sub.tick(now, HEARTBEAT_TICKS)
 
     async def _manage(self) -> None:
         while True:

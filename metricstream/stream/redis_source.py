@@ -33,8 +33,12 @@ class SourceDown(ConnectionError):
 
 
 class RedisSource:
-    def __init__(self, url: str, timeout: float, health_check: float) -> None:
+    def __init__(self, url: str, timeout: float, health_check: float, burst: int) -> None:
         self._timeout = timeout
+        # Messages dispatched before the reader hands the loop back to the streams.
+        # A backlog in the socket is otherwise read in one go, every message landing
+        # in every inbox before any stream writes, and the inboxes overflow.
+        self._burst = burst
         # An idle connection is PINGed after `health_check` seconds; no answer
         # within `timeout` after that means the connection is gone.
         self._health_check = health_check
@@ -132,6 +136,7 @@ class RedisSource:
         assert self._pubsub is not None
         pubsub = self._pubsub
         pinged = False
+        since_yield = 0
         while True:
             message = await pubsub.get_message(
                 timeout=self._timeout if pinged else self._health_check
@@ -146,6 +151,10 @@ class RedisSource:
             kind = message["type"]
             if kind == "message":
                 deliver(message["channel"].decode(), message["data"])
+                since_yield += 1
+                if since_yield >= self._burst:
+                    since_yield = 0
+                    await asyncio.sleep(0)
             elif kind == "subscribe":
                 confirmed = self._confirmations.get(message["channel"])
                 if confirmed and not confirmed.done():

@@ -8,8 +8,6 @@ were missed, and they are read from the database (the source of truth)
 before anything newer is written.
 """
 
-import asyncio
-
 import anyio
 from starlette.types import Receive, Scope, Send
 
@@ -34,16 +32,12 @@ class EventStreamResponse:
         reads: Reads,
         *,
         last_id: int | None,
-        heartbeat: float,
-        lifetime: float,
         retry_ms: int,
     ) -> None:
         self.hub = hub
         self.sub = sub
         self.reads = reads
         self.last_id = last_id
-        self.heartbeat = heartbeat
-        self.lifetime = lifetime
         self.retry_ms = retry_ms
         self.last = 0
         self._send: Send | None = None
@@ -63,8 +57,6 @@ class EventStreamResponse:
             self.hub.close(self.sub)
 
     async def _stream(self) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.lifetime
         # Read after the subscription is live: anything committed later arrives live.
         self.sub.behind = False
         point = await self.reads.resume_point(self.sub.tenant_id, self.last_id)
@@ -75,18 +67,18 @@ class EventStreamResponse:
         elif point.seq < point.latest:
             await self._catch_up()
 
-        while (remaining := deadline - loop.time()) > 0:
-            frames = await self.sub.take(min(self.heartbeat, remaining))
-            if self.sub.closing:
+        sub = self.sub
+        while True:
+            frames = await sub.take()
+            if sub.closing:  # drained, or past its lifetime
                 break
-            caught_up = self.sub.behind
-            if caught_up:
-                self.sub.behind = False
+            if sub.behind:
+                sub.behind = False
                 await self._catch_up()
             if frames:
                 await self._deliver(frames)
-            elif not caught_up and deadline > loop.time():
-                await self._write(HEARTBEAT)  # nothing came within the heartbeat interval
+            if sub.heartbeat_due:  # nothing written for a heartbeat interval
+                await self._write(HEARTBEAT)
         await self._send_body(b"", more=False)
 
     async def _deliver(self, frames: list[Frame]) -> None:
@@ -129,6 +121,7 @@ class EventStreamResponse:
 
     async def _write(self, body: bytes) -> None:
         if body:
+            self.sub.wrote()
             await self._send_body(body, more=True)
 
     async def _send_body(self, body: bytes, *, more: bool) -> None:
