@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import counting_client, fixtures, procstat, publisher, report
+from bench import counting_client, fixtures, procstat, profiling, publisher, report
 from bench.children import Child, pump_until, results_of, stop_all
 from bench.console import Warnings, say
 
@@ -48,6 +48,7 @@ class Parameters:
     step_seconds: float
     metrics_per_batch: int
     variants: list[str]
+    profile: bool
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,6 +66,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="hub,naive",
         help=f"which servers, in order, from {','.join(VARIANTS)} (default: %(default)s)",
     )
+    add(
+        "--profile",
+        action="store_true",
+        help="record each step of the server with py-spy; the hottest functions go in the "
+        "results, the raw stacks in the run's work directory",
+    )
 
 
 def parameters(args: argparse.Namespace) -> tuple[Parameters, list[str]]:
@@ -80,7 +87,9 @@ def parameters(args: argparse.Namespace) -> tuple[Parameters, list[str]]:
         (args.metrics_per_batch >= 1, "--metrics-per-batch must be at least 1"),
         (all(v in VARIANTS for v in variants), f"--variants must be from {','.join(VARIANTS)}"),
     ]
-    p = Parameters(args.streams, rates, args.step_seconds, args.metrics_per_batch, variants)
+    p = Parameters(
+        args.streams, rates, args.step_seconds, args.metrics_per_batch, variants, args.profile
+    )
     return p, [message for ok, message in checks if not ok]
 
 
@@ -89,8 +98,8 @@ def run(p: Parameters) -> int:
     warnings = Warnings()
     binary = counting_client.build(workdir)
     results: dict[str, Any] = {}
-    with fixtures.environment() as env:
-        seeded = fixtures.prepare_database(len(p.variants), env)
+    with fixtures.own_database_environment(NAME) as env:
+        seeded = fixtures.prepare_own_database(len(p.variants), env)
         for index, variant in enumerate(p.variants):
             say(f"=== {variant}: {p.streams} streams on one tenant ===")
             results[variant] = measure(p, variant, index, seeded, env, binary, workdir, warnings)
@@ -167,7 +176,7 @@ def measure(
         pump_until([pub], lambda: pub.ready is not None, CHILD_READY_TIMEOUT_SECONDS, "publisher")
         pub.request(("load",))
         results_of([pub], CHILD_READY_TIMEOUT_SECONDS, "the publisher to load the batches")
-        steps = ramp(p, server, client, pub, warnings)
+        steps = ramp(p, server, client, pub, warnings, workdir / variant, staff)
         counts = client.stop()
         client = None
         exact = sum(c.exact for c in counts)
@@ -187,6 +196,8 @@ def ramp(
     client: counting_client.CountingClient,
     pub: Child,
     warnings: Warnings,
+    profiles: Path,
+    staff: str,
 ) -> list[dict[str, Any]]:
     steps: list[dict[str, Any]] = []
     pid = server.popen.pid
@@ -194,14 +205,18 @@ def ramp(
         batches = round(rate * p.step_seconds)
         frames_before = client.progress.frames
         expected = frames_before + batches * p.streams
+        groups = {"server": [pid], "client": [client.popen.pid], "publisher": [pub.process.pid]}
         cpu_before = procstat.process_cpu_seconds(pid) or 0.0
         started = time.time()
+        machine_before = procstat.snapshot(started, groups)
+        recorder = profiling.record(pid, p.step_seconds, profiles / f"{rate:g}.txt", p.profile)
         pub.request(("publish", rate, batches))
         pump_until([pub], lambda: pub.result is not None, 60 + 3 * p.step_seconds, "publishing")
         published: publisher.PublishResult = pub.result
         converged = client.wait_frames(expected, CONVERGE_TIMEOUT_SECONDS)
         ended = time.time()
         cpu = (procstat.process_cpu_seconds(pid) or 0.0) - cpu_before
+        machine = procstat.usage(machine_before, procstat.snapshot(ended, groups))
         frames = client.progress.frames - frames_before
         late = ended - published.ended
         step = {
@@ -213,14 +228,19 @@ def ramp(
             "server_cpu_percent": round(100 * cpu / (ended - started), 1),
             "frames_per_server_cpu_second": round(frames / cpu) if cpu > 0 else None,
             "last_frame_after_publishing_s": round(late, 3),
+            "cpu_percent_of_one_core": machine,
             "converged": converged,
             "kept_up": converged and late <= KEPT_UP_SECONDS,
         }
+        if recorder is not None:
+            step["profile"] = profiling.hottest(recorder)
+        step["server_status"] = fixtures.stream_status(server.base, staff)
         steps.append(step)
         say(
             f"  {rate:g} batches/s: {step['delivered_frames_per_second']:,} frames/s, server "
             f"CPU {step['server_cpu_percent']}%, {step['frames_per_server_cpu_second'] or 0:,} "
-            f"frames per CPU-second, last frame {late:.2f}s after publishing"
+            f"frames per CPU-second, last frame {late:.2f}s after publishing; CPU % "
+            + ", ".join(f"{k} {v:g}" for k, v in machine.items() if k != "server")
         )
         if not converged:
             warnings.warn(f"{rate:g} batches/s: not every frame arrived; ramp ended")
