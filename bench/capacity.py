@@ -300,5 +300,6 @@ def tear_down(
         say(
             f"{side.label}: released in {t.seconds_to_released:.3f}s (streams 0 at "
             f"{t.seconds_to_zero_streams:.3f}s, subscriptions 0 at "
-            f"{t.seconds_to_zero_subscriptions:.3f}s, {len(t.timeline)} polls)"
+            f"{t.seconds_to_zero_subscriptions:.3f}s; {t.status_answers} status and "
+            f"{t.redis_answers} Redis answers)"
         )

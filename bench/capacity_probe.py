@@ -6,6 +6,7 @@ subscriptions, so the product and the baseline are measured alike.
 """
 
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -155,7 +156,27 @@ class Teardown:
     seconds_to_zero_streams: float | None
     seconds_to_zero_subscriptions: float | None
     status_failures: int
+    status_answers: int
+    redis_answers: int
+    # [t, streams, subscriptions]: one row per answer from either side, the
+    # other side's value carried forward from its latest answer (None before it).
     timeline: list[list[float | int | None]]
+
+
+def _poll_until_zero(
+    read: Callable[[], int | None], started: float, seen: list[tuple[float, int | None]]
+) -> float | None:
+    """Read every TEARDOWN_POLL_SECONDS, stamping each answer when it arrives; when it hit 0."""
+    while True:
+        asked = time.monotonic()
+        value = read()
+        t = time.monotonic() - started
+        seen.append((t, value))
+        if value == 0:
+            return t
+        if t > TEARDOWN_TIMEOUT_SECONDS:
+            return None
+        time.sleep(max(0.0, TEARDOWN_POLL_SECONDS - (time.monotonic() - asked)))
 
 
 def teardown(
@@ -163,34 +184,68 @@ def teardown(
 ) -> Teardown:
     """Kill the clients, then poll streams and subscriptions every ~10 ms until both are 0.
 
-    The clock starts just before the first kill; each sample is stamped when
-    both of its readings are in, so the figure is an upper bound by one round trip.
+    The clock starts just before the first kill. Redis is polled from a thread
+    of its own: a server busy closing thousands of streams answers its status
+    late, and that must not thin out the subscription readings. Each answer
+    is stamped when it arrived, so the figures are upper bounds by one round trip.
     """
+    stream_counts: list[tuple[float, int | None]] = []
+    sub_counts: list[tuple[float, int | None]] = []
+    failures = 0
+
+    def count_streams() -> int | None:
+        nonlocal failures
+        try:
+            return int(target.status(TEARDOWN_STATUS_TIMEOUT_SECONDS)["streams"])
+        except httpx.HTTPError:
+            failures += 1
+            return None
+
+    def count_subscriptions() -> int | None:
+        try:
+            return target.own.subscriptions(channels)
+        except redis.RedisError:
+            return None
+
+    zero_subs: float | None = None
+
+    def watch_redis() -> None:
+        nonlocal zero_subs
+        zero_subs = _poll_until_zero(count_subscriptions, started, sub_counts)
+
+    # Made before the clock starts, so only its start() lies between the kill and the polls.
+    watcher = threading.Thread(target=watch_redis, name="teardown-redis", daemon=True)
     started = time.monotonic()
     kill()
+    watcher.start()
+    zero_streams = _poll_until_zero(count_streams, started, stream_counts)
+    watcher.join(TEARDOWN_TIMEOUT_SECONDS + STATUS_TIMEOUT_SECONDS)
+    released = None
+    if zero_streams is not None and zero_subs is not None:
+        released = max(zero_streams, zero_subs)
+    timeline = _merge(stream_counts, sub_counts)
+    return Teardown(
+        streams,
+        released,
+        zero_streams,
+        zero_subs,
+        failures,
+        len(stream_counts),
+        len(sub_counts),
+        timeline,
+    )
+
+
+def _merge(
+    streams: list[tuple[float, int | None]], subs: list[tuple[float, int | None]]
+) -> list[list[float | int | None]]:
+    rows = sorted([(t, 0, v) for t, v in streams] + [(t, 1, v) for t, v in subs])
+    latest: list[int | None] = [None, None]
     timeline: list[list[float | int | None]] = []
-    zero_streams = zero_subs = released = None
-    failures = 0
-    while True:
-        tick_at = time.monotonic()
-        try:
-            count: int | None = int(target.status(TEARDOWN_STATUS_TIMEOUT_SECONDS)["streams"])
-        except httpx.HTTPError:
-            count, failures = None, failures + 1
-        subs = target.own.subscriptions(channels)
-        t = time.monotonic() - started
-        timeline.append([round(t, 4), count, subs])
-        if count == 0 and zero_streams is None:
-            zero_streams = t
-        if subs == 0 and zero_subs is None:
-            zero_subs = t
-        if count == 0 and subs == 0:
-            released = t
-            break
-        if t > TEARDOWN_TIMEOUT_SECONDS:
-            break
-        time.sleep(max(0.0, TEARDOWN_POLL_SECONDS - (time.monotonic() - tick_at)))
-    return Teardown(streams, released, zero_streams, zero_subs, failures, timeline)
+    for t, side, value in rows:
+        latest[side] = value
+        timeline.append([round(t, 4), latest[0], latest[1]])
+    return timeline
 
 
 def redis_maxclients(own: CapacityRedis) -> int | None:

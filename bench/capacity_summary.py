@@ -69,7 +69,6 @@ def teardown_of(side: "Side") -> dict[str, Any] | None:
     for key in ("seconds_to_released", "seconds_to_zero_streams", "seconds_to_zero_subscriptions"):
         if t[key] is not None:
             t[key] = round(t[key], 4)
-    t["polls"] = len(t["timeline"])
     return t
 
 
@@ -160,7 +159,8 @@ def table(document: dict[str, Any]) -> str:
         lines.append(
             f"  {label}: {t['streams']:,} streams released in {_seconds(t['seconds_to_released'])}"
             f" (streams 0 at {_seconds(t['seconds_to_zero_streams'])}, subscriptions 0 at "
-            f"{_seconds(t['seconds_to_zero_subscriptions'])}, {t['polls']} polls)"
+            f"{_seconds(t['seconds_to_zero_subscriptions'])}; answers: status "
+            f"{t['status_answers']}, Redis {t['redis_answers']})"
         )
     met = figures["targets_met"]
     lines.append(
