@@ -5,11 +5,29 @@ import sys
 import textwrap
 from types import ModuleType
 
-from bench import browser, capacity, fanout, overload, recovery, runner
+from bench import (
+    browser,
+    capacity,
+    fanout,
+    latency_curve,
+    overload,
+    performance,
+    recovery,
+    runner,
+)
 from bench.console import say
 
 # In the order `python -m bench` runs them.
-BENCHMARKS: list[ModuleType] = [runner, capacity, fanout, recovery, overload, browser]
+BENCHMARKS: list[ModuleType] = [
+    runner,
+    latency_curve,
+    capacity,
+    fanout,
+    recovery,
+    overload,
+    browser,
+    performance,  # last: the figures and plots from the files the others wrote
+]
 EPILOG = (
     "environment: DATABASE_URL (PostgreSQL server to use; only its host, port and "
     "credentials are taken: each benchmark drops, recreates and leaves for inspection "

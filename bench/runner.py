@@ -163,10 +163,15 @@ class Observed:
 
 def run(p: Parameters) -> int:
     with fixtures.environment() as env:
-        return _run(p, env)
+        document = latency_run(p, env)
+    path = report.write(document)
+    print(report.table(document))
+    say(f"results written to {path}")
+    return 0
 
 
-def _run(p: Parameters, env: dict[str, str]) -> int:
+def latency_run(p: Parameters, env: dict[str, str]) -> dict[str, Any]:
+    """One full run (database, server, committers, clients) and its results document."""
     say(
         f"{p.streams} streams over {p.tenants} tenants, target {p.rate:g} batches/s "
         f"({p.committers} committers) x {p.metrics_per_batch} metrics, "
@@ -210,10 +215,7 @@ def _run(p: Parameters, env: dict[str, str]) -> int:
     say("matching commits to receipts")
     document = summarise(p, [c.result for c in committers], [c.result for c in clients], seen)
     document["parameters"]["server_log"] = str(logs / "server.log")
-    path = report.write(document)
-    print(report.table(document))
-    say(f"results written to {path}")
-    return 0
+    return document
 
 
 def start_committers(p: Parameters, seeded: fixtures.Seeded) -> list[Child]:
