@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import redis
 
-from bench import fixtures, ownredis
+from bench import fixtures, ownredis, procstat
 
 RSS_SAMPLE_SECONDS = 0.1
 # RSS counts as settled once it moved less than RSS_STABLE_BYTES over this window.
@@ -155,6 +155,8 @@ class Teardown:
     seconds_to_released: float | None  # None: not released within the timeout
     seconds_to_zero_streams: float | None
     seconds_to_zero_subscriptions: float | None
+    # The server's CPU time from the kill until both counts were 0: what closing cost it.
+    server_cpu_seconds: float | None
     status_failures: int
     status_answers: int
     redis_answers: int
@@ -215,6 +217,7 @@ def teardown(
 
     # Made before the clock starts, so only its start() lies between the kill and the polls.
     watcher = threading.Thread(target=watch_redis, name="teardown-redis", daemon=True)
+    cpu_before = procstat.process_cpu_seconds(target.pid)
     started = time.monotonic()
     kill()
     watcher.start()
@@ -223,12 +226,17 @@ def teardown(
     released = None
     if zero_streams is not None and zero_subs is not None:
         released = max(zero_streams, zero_subs)
+    cpu_after = procstat.process_cpu_seconds(target.pid)
+    cpu = None
+    if cpu_before is not None and cpu_after is not None:
+        cpu = round(cpu_after - cpu_before, 3)
     timeline = _merge(stream_counts, sub_counts)
     return Teardown(
         streams,
         released,
         zero_streams,
         zero_subs,
+        cpu,
         failures,
         len(stream_counts),
         len(sub_counts),

@@ -159,8 +159,9 @@ def table(document: dict[str, Any]) -> str:
         lines.append(
             f"  {label}: {t['streams']:,} streams released in {_seconds(t['seconds_to_released'])}"
             f" (streams 0 at {_seconds(t['seconds_to_zero_streams'])}, subscriptions 0 at "
-            f"{_seconds(t['seconds_to_zero_subscriptions'])}; answers: status "
-            f"{t['status_answers']}, Redis {t['redis_answers']})"
+            f"{_seconds(t['seconds_to_zero_subscriptions'])}; server CPU "
+            f"{t['server_cpu_seconds']} s; answers: status {t['status_answers']}, "
+            f"Redis {t['redis_answers']})"
         )
     met = figures["targets_met"]
     lines.append(
