@@ -9,6 +9,7 @@ from bench import (
     browser,
     capacity,
     fanout,
+    ingest,
     latency_curve,
     overload,
     performance,
@@ -20,6 +21,7 @@ from bench.console import say
 # In the order `python -m bench` runs them.
 BENCHMARKS: list[ModuleType] = [
     runner,
+    ingest,
     latency_curve,
     capacity,
     fanout,
