@@ -9,9 +9,11 @@ from contextlib import asynccontextmanager
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from starlette.applications import Starlette
+from starlette.datastructures import State
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from metricstream.stream.broker import get_source
 from metricstream.stream.hub import Hub
@@ -20,6 +22,7 @@ from metricstream.stream.response import EventStreamResponse
 from metricstream.stream.selectors import Access, session_user
 
 PREFIX = "/api/v1/stream"
+STATUS_PATH = f"{PREFIX}/status"
 # Hubs of this process, so a signal handler can drain them (graceful shutdown).
 _hubs: set[Hub] = set()
 
@@ -42,17 +45,38 @@ def last_event_id(request: Request) -> int | None:
     return int(raw)
 
 
-async def stream(request: Request) -> Response | EventStreamResponse:
+def stream_endpoint(app: Starlette) -> ASGIApp:
+    """GET {PREFIX}/{tenant}, outside Starlette's router and middleware.
+
+    A stream stays open for up to STREAM_MAX_LIFETIME_SECONDS, and every
+    coroutine it sits under stays suspended as long, once per open stream: the
+    path a stream's frames take is kept this flat to keep idle streams small.
+    """
+
+    async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope)
+        if request.method not in ("GET", "HEAD"):
+            response: Response | EventStreamResponse = error(
+                405, "method_not_allowed", "Streams are read with GET."
+            )
+        else:
+            response = await stream(request, app.state, scope["path"][len(PREFIX) + 1 :])
+        await response(scope, receive, send)
+
+    return endpoint
+
+
+async def stream(request: Request, state: State, tenant: str) -> Response | EventStreamResponse:
     try:
-        tenant_id = uuid.UUID(request.path_params["tenant"])
+        tenant_id = uuid.UUID(tenant)
     except ValueError:
         return error(404, "not_found", "No such stream: the tenant id is not a UUID.")
     try:
         resume = last_event_id(request)
     except ValueError:
         return error(400, "bad_request", "Last-Event-ID must be a sequence number (0 or more).")
-    hub: Hub = request.app.state.hub
-    reads: Reads = request.app.state.reads
+    hub: Hub = state.hub
+    reads: Reads = state.reads
     access = await reads.access(request.cookies.get(settings.SESSION_COOKIE_NAME), tenant_id)
     if access is Access.ANONYMOUS:
         return error(401, *UNAUTHENTICATED)
@@ -148,9 +172,6 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
 
 def build() -> Starlette:
     return Starlette(
-        routes=[
-            Route(f"{PREFIX}/status", status),
-            Route(f"{PREFIX}/{{tenant}}", stream),
-        ],
+        routes=[Route(STATUS_PATH, status)],
         lifespan=lifespan,
     )

@@ -8,7 +8,8 @@ were missed, and they are read from the database (the source of truth)
 before anything newer is written.
 """
 
-import anyio
+import asyncio
+
 from starlette.types import Receive, Scope, Send
 
 from metricstream.stream.events import HEARTBEAT, opening_frame, reset_frame
@@ -44,16 +45,16 @@ class EventStreamResponse:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self._send = send
+        # A vanished client is noticed at once, not at the next write: one listener
+        # per stream tells the stream to end. A bare future rather than a task
+        # group, because every object a stream holds is held once per open stream.
+        listener = asyncio.ensure_future(_disconnect(receive))
+        listener.add_done_callback(lambda _: self.sub.close_soon())
         try:
             await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
-            # The stream and the disconnect listener share one task group: whichever
-            # ends first cancels the other, so a vanished client is noticed at once
-            # rather than at the next write.
-            async with anyio.create_task_group() as group:
-                group.start_soon(self._listen_for_disconnect, receive, group.cancel_scope)
-                await self._stream()
-                group.cancel_scope.cancel()
+            await self._stream()
         finally:
+            listener.cancel()
             self.hub.close(self.sub)
 
     async def _stream(self) -> None:
@@ -106,7 +107,7 @@ class EventStreamResponse:
             return
         stats = self.hub.stats
         stats.catch_ups += 1
-        while self.last < point.latest:
+        while self.last < point.latest and not self.sub.closing:
             last, count, frames = await self.reads.frames_after(self.sub.tenant_id, self.last)
             if not count:
                 break
@@ -128,8 +129,7 @@ class EventStreamResponse:
         assert self._send is not None
         await self._send({"type": "http.response.body", "body": body, "more_body": more})
 
-    @staticmethod
-    async def _listen_for_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        scope.cancel()
+
+async def _disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
