@@ -3,11 +3,25 @@
 from typing import Any
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 
 from metricstream.ingest.services import Submission, store_submission
 
+# A database briefly out of reach (restarting, out of connections) must not lose an
+# accepted submission: the job is tried again, which redelivery-safety makes harmless.
+# With exponential backoff from 1 s (jittered), five retries span about 30 s.
+JOB_MAX_RETRIES = 5
+JOB_RETRY_BACKOFF_MAX_SECONDS = 16
 
-@shared_task(name="ProcessMetricSubmission")
+
+@shared_task(
+    name="ProcessMetricSubmission",
+    autoretry_for=(OperationalError, InterfaceError),
+    max_retries=JOB_MAX_RETRIES,
+    retry_backoff=True,
+    retry_backoff_max=JOB_RETRY_BACKOFF_MAX_SECONDS,
+    retry_jitter=True,
+)
 def process_metric_submission(message: dict[str, Any]) -> int | None:
     """Persist one submission in one transaction, then publish it; returns its sequence number."""
     batch = store_submission(Submission.from_message(message))

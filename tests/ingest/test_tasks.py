@@ -6,6 +6,8 @@ import uuid
 from unittest import mock
 
 import pytest
+from celery.exceptions import Retry
+from django.db import OperationalError
 
 from metricstream.ingest import services
 from metricstream.ingest.models import Batch, Metric
@@ -102,3 +104,22 @@ def test_it_publishes_nothing_when_the_transaction_fails(
     assert alice.tenant.last_seq == 0
     assert not Batch.objects.exists()
     publisher.publish.assert_not_called()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_is_retried_when_the_database_is_briefly_out_of_reach(
+    alice: Operator, bob: Operator, publisher: mock.Mock
+) -> None:
+    message = submission(alice, 45.0).to_message()
+    outage = OperationalError("sorry, too many clients already")
+
+    with (
+        mock.patch("metricstream.ingest.tasks.store_submission", side_effect=outage),
+        pytest.raises(Retry),  # a worker schedules the next try, after a backoff
+    ):
+        process_metric_submission.apply(args=[message])
+
+    assert not Metric.objects.exists()
+    assert process_metric_submission.apply(args=[message]).get() == 1
+    assert Metric.objects.filter(tenant=alice.tenant).count() == 1
+    publisher.publish.assert_called_once()
