@@ -54,16 +54,18 @@ def stream_endpoint(app: Starlette) -> ASGIApp:
     """
 
     async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope)
-        if request.method not in ("GET", "HEAD"):
-            response: Response | EventStreamResponse = error(
-                405, "method_not_allowed", "Streams are read with GET."
-            )
-        else:
-            response = await stream(request, app.state, scope["path"][len(PREFIX) + 1 :])
+        response = await respond(scope, app.state)
         await response(scope, receive, send)
 
     return endpoint
+
+
+async def respond(scope: Scope, state: State) -> Response | EventStreamResponse:
+    """The stream, or the error; the request object is not kept for the stream's life."""
+    request = Request(scope)
+    if request.method not in ("GET", "HEAD"):
+        return error(405, "method_not_allowed", "Streams are read with GET.")
+    return await stream(request, state, scope["path"][len(PREFIX) + 1 :])
 
 
 async def stream(request: Request, state: State, tenant: str) -> Response | EventStreamResponse:

@@ -13,7 +13,6 @@ and catches up from the database (see `response.py`).
 import asyncio
 import logging
 import uuid
-from collections import deque
 from dataclasses import dataclass
 
 from metricstream.stream.broker import Source
@@ -36,7 +35,7 @@ class Subscription:
 
     __slots__ = (
         "_frames",
-        "_wakeup",
+        "_waiter",
         "behind",
         "channel",
         "closing",
@@ -59,8 +58,15 @@ class Subscription:
         # Hub ticks since the stream last wrote; the stream resets it on every write.
         self.quiet_ticks = 0
         self.heartbeat_due = False
-        self._frames: deque[Frame] = deque()
-        self._wakeup = asyncio.Event()
+        # A list and a future made only while waiting, not a deque and an Event:
+        # each of those holds a 64-slot block, once per open stream.
+        self._frames: list[Frame] = []
+        self._waiter: asyncio.Future[None] | None = None
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def push(self, frame: Frame) -> int:
         """Queue a frame; returns how many frames were dropped to stay within the limit."""
@@ -71,16 +77,16 @@ class Subscription:
             self.behind = True
         else:
             self._frames.append(frame)
-        self._wakeup.set()
+        self._wake()
         return dropped
 
     def mark_behind(self) -> None:
         self.behind = True
-        self._wakeup.set()
+        self._wake()
 
     def close_soon(self) -> None:
         self.closing = True
-        self._wakeup.set()
+        self._wake()
 
     def wrote(self) -> None:
         self.quiet_ticks = 0
@@ -93,7 +99,7 @@ class Subscription:
         self.quiet_ticks += 1
         if self.quiet_ticks >= heartbeat_ticks:
             self.heartbeat_due = True
-            self._wakeup.set()
+            self._wake()
 
     async def take(self) -> list[Frame]:
         """Every pending frame, waiting for one or a state change (behind, closing, heartbeat).
@@ -101,10 +107,12 @@ class Subscription:
         No timer per wait: the hub's one ticker wakes quiet streams for heartbeats.
         """
         if not self._frames and not self.behind and not self.closing and not self.heartbeat_due:
-            self._wakeup.clear()
-            await self._wakeup.wait()
-        frames = list(self._frames)
-        self._frames.clear()
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        frames, self._frames = self._frames, []
         return frames
 
 
