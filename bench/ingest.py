@@ -184,7 +184,9 @@ def run(p: Parameters) -> int:
                 say(f"server: stopped (exit code {state.server.stop()})")
             own.stop()
     document = summarise(state, report.envelope(_parameters(state), {}, BENCHMARK))
-    path = report.write(document, NAME)
+    # A what-if run never overwrites the product's figures.
+    what_if = p.django_settings != PRODUCT_SETTINGS
+    path = report.write(document, f"{NAME}-what-if" if what_if else NAME)
     print(table(document))
     say(f"results written to {path}")
     return 0

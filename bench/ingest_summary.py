@@ -43,7 +43,18 @@ def matched(m: "Measurement", views: list[delivery.StreamView]) -> dict[str, Any
         "statuses": {str(k): v for k, v in m.statuses.items()},
         "errors": m.errors,
         "cpu_seconds": m.cpu_seconds,
+        # Robust to a busy machine, unlike metrics/s: what each metric cost every group.
+        "cpu_microseconds_per_metric": per_metric(m.cpu_seconds, received),
     }
+
+
+def per_metric(cpu: dict[str, float], metrics: int) -> dict[str, float]:
+    if not metrics:
+        return {}
+    groups = {k: v for k, v in cpu.items() if k not in NOT_GROUPS}
+    found = {k: round(v * 1e6 / metrics, 1) for k, v in groups.items()}
+    found["total"] = round(sum(groups.values()) * 1e6 / metrics, 1)
+    return found
 
 
 def summarise(state: "Run", document: dict[str, Any]) -> dict[str, Any]:
@@ -93,12 +104,22 @@ def summarise(state: "Run", document: dict[str, Any]) -> dict[str, Any]:
             state.warnings.warn(
                 f"HTTP only: {http.accepted} POSTs accepted but {state.queued_after_http} queued"
             )
+    # If these processes had the machine's cores to themselves and kept them all busy. An
+    # upper bound: CPU of PostgreSQL backends that exited within the window is not counted.
+    cores = document["machine"]["nproc"]
+    figures["cpu_bound_ceiling_metrics_per_second"] = {
+        str(r["metrics_per_batch"]): round(cores * 1e6 / r["cpu_microseconds_per_metric"]["total"])
+        for r in runs
+        if r["variant"] == "copy" and r["cpu_microseconds_per_metric"].get("total")
+    }
     document["figures"] = figures
     document["runs"] = runs
     document["warnings"] = list(state.warnings)
     return document
 
 
+# Keys of cpu_seconds that are not a group of processes.
+NOT_GROUPS = {"machine_busy", "everything_else", "wall"}
 CPU_COLUMNS = ("server", "workers", "postgres", "redis", "load_generators", "sse_clients")
 
 
@@ -127,6 +148,18 @@ def table(document: dict[str, Any]) -> str:
             f"metrics/s ({h['accepted']:,} accepted in {h['seconds']:.2f}s; server CPU "
             f"{h['cpu_seconds'].get('server', 0.0):.2f}s)"
         )
+    lines.append("  CPU µs per metric, copy:")
+    for r in document["runs"]:
+        if r["variant"] == "copy":
+            cost = ", ".join(f"{k} {v:g}" for k, v in r["cpu_microseconds_per_metric"].items())
+            lines.append(f"    batches of {r['metrics_per_batch']:>5}: {cost}")
+    ceiling = f.get("cpu_bound_ceiling_metrics_per_second") or {}
+    if ceiling:
+        shown = ", ".join(f"{k}: {v:,}" for k, v in ceiling.items())
+        lines.append(f"  CPU-bound ceiling with every core ours, metrics/s: {shown}")
+        lines.append("    (an upper bound: PostgreSQL backends that exit meanwhile count nothing)")
+    load = document["machine"]["loadavg_at_end"]
+    lines.append(f"  load average at the end: {load} (the machine is shared; see CPU µs)")
     if f["speedup_over_baseline"]:
         shown = ", ".join(f"{k}: {v:g}x" for k, v in f["speedup_over_baseline"].items())
         lines.append(f"  speed-up over the baseline by batch size: {shown}")
