@@ -36,6 +36,8 @@ TRACE_FRAMES = 12
 STDLIB = f"/lib/python{sys.version_info.major}.{sys.version_info.minor}/"
 DUMP_DIR_VARIABLE = "CAPACITY_PROFILE_DIR"
 TOP = 30
+# tracemalloc makes imports, and so the server's start, several times slower.
+TRACED_START_TIMEOUT_SECONDS = 180.0
 
 
 def _dump(_signum: int, _frame: FrameType | None) -> None:
@@ -164,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     directory = Path(tempfile.mkdtemp(prefix="metricstream-capacity-profile-"))
     own = probe.CapacityRedis(directory, 1000)
     warnings = Warnings()
-    with fixtures.own_database_environment("capacity", own.url) as env:
+    with fixtures.own_database_environment("capacity_profile", own.url) as env:
         env[DUMP_DIR_VARIABLE] = str(directory)
         own.start()
         own.wait_ready()
@@ -175,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             server = fixtures.Server(
                 env, directory / "server.log", module=("bench.capacity_profile", "serve")
             )
-            server.wait_ready()
+            server.wait_ready(TRACED_START_TIMEOUT_SECONDS)
             staff = fixtures.form_login(server.base, seeded.staff_email, seeded.staff_password)
             target = probe.Target("traced", server, staff, own)
             from bench.capacity import Parameters
