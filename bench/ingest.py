@@ -97,7 +97,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--django-settings",
         default=PRODUCT_SETTINGS,
         help="DJANGO_SETTINGS_MODULE of the server and workers, for what-if runs "
-        "(e.g. bench.ingest_settings_tuned; default: %(default)s)",
+        "(written to ingest-what-if.json; default: %(default)s)",
     )
 
 

@@ -77,7 +77,7 @@ TEMPLATES = [
 
 if DATABASE_URL:
     try:
-        DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+        DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
     except ValueError as exc:
         raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {exc}") from None
 else:
@@ -87,6 +87,19 @@ else:
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": VAR_DIR / "metricstream.sqlite3",
         }
+    }
+# Connections each process keeps in its PostgreSQL pool, at most, and how long a
+# request waits for one. Under ASGI every request runs in a context of its own,
+# so a persistent connection would be opened per request and outlive it (until
+# PostgreSQL refuses more clients); a pool hands connections on instead.
+DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 10, minimum=1)
+DATABASE_POOL_TIMEOUT_SECONDS = env_float("DATABASE_POOL_TIMEOUT_SECONDS", 10.0, minimum=0.1)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django's pool requires it
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DATABASE_POOL_MAX_SIZE,
+        "timeout": DATABASE_POOL_TIMEOUT_SECONDS,
     }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE takes the write lock at BEGIN, so two jobs cannot both read the
@@ -170,6 +183,12 @@ STREAM_REPLAY_PAGE_METRICS = env_int("STREAM_REPLAY_PAGE_METRICS", 20_000, minim
 # Threads (and so database connections) for the stream app's reads: auth at
 # connect, replay and catch-up.
 STREAM_DB_THREADS = env_int("STREAM_DB_THREADS", 4, minimum=1)
+_POOLED = "pool" in DATABASES["default"].get("OPTIONS", {})
+if _POOLED and STREAM_DB_THREADS >= DATABASE_POOL_MAX_SIZE:
+    raise ImproperlyConfigured(
+        f"DATABASE_POOL_MAX_SIZE={DATABASE_POOL_MAX_SIZE} must exceed STREAM_DB_THREADS="
+        f"{STREAM_DB_THREADS}: the stream reads would take every pooled connection"
+    )
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 LOGGING = {
