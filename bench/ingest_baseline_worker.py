@@ -47,6 +47,7 @@ def main(argv: list[str]) -> int:
     from metricstream import cli
     from metricstream.ingest import services
 
+    services.ONE_STATEMENT_MAX_METRICS = 0  # every batch through the row-storing step
     services.store_rows = (
         store_rows_one_at_a_time if argv[1] == ROW_AT_A_TIME else services.bulk_create_rows
     )

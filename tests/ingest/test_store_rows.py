@@ -1,4 +1,5 @@
-"""How a batch's rows reach PostgreSQL: COPY, stored exactly as the ORM would store them."""
+"""How a batch's rows reach PostgreSQL: in one statement (small batches) or by COPY, stored
+exactly as the ORM would store them."""
 
 import time
 import uuid
@@ -6,7 +7,7 @@ from datetime import UTC, datetime
 from unittest import mock
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from metricstream.ingest import services
 from metricstream.ingest.models import Batch, Metric
@@ -58,6 +59,16 @@ def stored(seq: int, tenant: uuid.UUID) -> list[tuple]:
     return [tuple(getattr(m, f) for f in FIELDS if f != "seq") for m in rows]
 
 
+# ONE_STATEMENT_MAX_METRICS values that send the 3-metric test batch down each path.
+PATHS = {"one-statement": 1000, "copy": 0}
+
+
+@pytest.fixture(params=list(PATHS))
+def path(request: pytest.FixtureRequest):
+    with mock.patch.object(services, "ONE_STATEMENT_MAX_METRICS", PATHS[request.param]):
+        yield request.param
+
+
 @pytest.fixture
 def publisher():
     with mock.patch("metricstream.ingest.services.get_publisher", return_value=mock.Mock()):
@@ -65,15 +76,17 @@ def publisher():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_copy_stores_what_the_orm_stores(alice: Operator, publisher: None) -> None:
+def test_it_stores_what_the_orm_stores(alice: Operator, path: str, publisher: None) -> None:
     received = 1_764_000_000.654321
-    with mock.patch.object(services, "store_rows", services.copy_rows):
-        by_copy = store_submission(submission(alice, received))
-    with mock.patch.object(services, "store_rows", services.bulk_create_rows):
+    by_path = store_submission(submission(alice, received))
+    with (
+        mock.patch.object(services, "ONE_STATEMENT_MAX_METRICS", 0),
+        mock.patch.object(services, "store_rows", services.bulk_create_rows),
+    ):
         by_orm = store_submission(submission(alice, received))
 
-    assert by_copy is not None and by_orm is not None
-    assert (by_copy.seq, by_orm.seq) == (1, 2)
+    assert by_path is not None and by_orm is not None
+    assert (by_path.seq, by_orm.seq) == (1, 2)
     assert stored(1, alice.tenant.pk) == stored(2, alice.tenant.pk)
     first = Metric.objects.filter(seq=1).order_by("id").first()
     assert first is not None
@@ -95,8 +108,8 @@ def test_copy_stores_what_the_orm_stores(alice: Operator, publisher: None) -> No
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_batch_row_and_sequence_come_from_one_statement(
-    alice: Operator, bob: Operator, publisher: None
+def test_it_takes_the_sequence_number_with_the_batch_row(
+    alice: Operator, bob: Operator, path: str, publisher: None
 ) -> None:
     received = time.time()
     batch = store_submission(submission(alice, received))
@@ -112,7 +125,9 @@ def test_the_batch_row_and_sequence_come_from_one_statement(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_redelivered_submission_stores_no_row_twice(alice: Operator, publisher: None) -> None:
+def test_a_redelivered_submission_stores_no_row_twice(
+    alice: Operator, path: str, publisher: None
+) -> None:
     message = submission(alice, time.time())
 
     assert store_submission(message) is not None
@@ -131,7 +146,11 @@ def test_a_batch_failing_after_copy_leaves_no_rows(alice: Operator, publisher: N
         assert Metric.objects.count() == 3  # written, inside the transaction
         raise RuntimeError("disk full")
 
-    with mock.patch.object(services, "store_rows", copy_then_fail), pytest.raises(RuntimeError):
+    with (
+        mock.patch.object(services, "ONE_STATEMENT_MAX_METRICS", 0),
+        mock.patch.object(services, "store_rows", copy_then_fail),
+        pytest.raises(RuntimeError),
+    ):
         store_submission(submission(alice, time.time()))
 
     assert not Metric.objects.exists()
@@ -141,10 +160,23 @@ def test_a_batch_failing_after_copy_leaves_no_rows(alice: Operator, publisher: N
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_deleted_tenant_stores_nothing(alice: Operator, publisher: None) -> None:
+def test_a_deleted_tenant_stores_nothing(alice: Operator, path: str, publisher: None) -> None:
     message = submission(alice, time.time())
     alice.tenant.delete()
 
     assert store_submission(message) is None
     assert not Batch.objects.exists()
     assert not Metric.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_redelivery_inside_a_callers_transaction_leaves_it_usable(
+    alice: Operator, path: str, publisher: None
+) -> None:
+    message = submission(alice, time.time())
+    with transaction.atomic():
+        assert store_submission(message) is not None
+        assert store_submission(message) is None
+        assert Batch.objects.count() == 1  # the caller's transaction still works
+
+    assert Metric.objects.count() == 3
