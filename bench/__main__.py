@@ -33,7 +33,7 @@ BENCHMARKS: list[ModuleType] = [
 EPILOG = (
     "environment: DATABASE_URL (PostgreSQL server to use; only its host, port and "
     "credentials are taken: each benchmark drops, recreates and leaves for inspection "
-    "the database metricstream_bench), REDIS_URL (latency only: recovery and overload "
+    "the database metricstream_bench_<benchmark>), REDIS_URL (latency only: recovery and overload "
     "start a redis-server of their own on a spare port), SECRET_KEY"
 )
 

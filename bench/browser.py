@@ -179,7 +179,7 @@ def latencies(commits: dict[int, float], seen: list[list[float]]) -> list[float]
 def run(p: Parameters) -> int:
     from playwright.sync_api import sync_playwright
 
-    with fixtures.environment() as env:
+    with fixtures.environment(NAME) as env:
         seeded = fixtures.prepare_database(1, env)
         tenant = seeded.tenant_ids[0]
         log = Path(tempfile.mkdtemp(prefix="metricstream-bench-")) / "server.log"

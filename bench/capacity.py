@@ -38,8 +38,6 @@ from bench.console import Warnings, say
 NAME = "capacity"
 SUMMARY = "memory per idle stream and teardown time, product vs baseline (capacity.json)"
 NAIVE_MODULE = ("bench.naive",)
-# metricstream_bench_capacity: other benchmarks may recreate metricstream_bench meanwhile.
-DATABASE_SUFFIX = "capacity"
 # A SIGKILLed client is reaped within this.
 KILLED_JOIN_TIMEOUT_SECONDS = 10.0
 # redis-py's pool allows 100 connections unless told otherwise, and bench.naive
@@ -129,14 +127,14 @@ def run(p: Parameters) -> int:
     warnings = Warnings()
     sides: dict[str, Side] = {}
     extra: dict[str, Any] = {"open_files_hard_limit": hard, "workdir": str(workdir)}
-    with fixtures.own_database_environment(DATABASE_SUFFIX, own.url) as env:
+    with fixtures.environment(NAME, own.url) as env:
         try:
             own.start()
             own.wait_ready()
             extra["redis_maxclients"] = probe.redis_maxclients(own)
             maxclients = extra["redis_maxclients"]
             say(f"redis: own redis-server on port {own.port}, maxclients {maxclients}")
-            seeded = fixtures.prepare_own_database(p.tenants, env)
+            seeded = fixtures.prepare_database(p.tenants, env)
             from metricstream.tenants.models import channel_for
 
             channels = [channel_for(uuid.UUID(t)) for t in seeded.tenant_ids]

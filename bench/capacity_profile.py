@@ -166,14 +166,14 @@ def main(argv: list[str] | None = None) -> int:
     directory = Path(tempfile.mkdtemp(prefix="metricstream-capacity-profile-"))
     own = probe.CapacityRedis(directory, 1000)
     warnings = Warnings()
-    with fixtures.own_database_environment("capacity_profile", own.url) as env:
+    with fixtures.environment("capacity-profile", own.url) as env:
         env[DUMP_DIR_VARIABLE] = str(directory)
         own.start()
         own.wait_ready()
         server: fixtures.Server | None = None
         side = Side("traced")
         try:
-            seeded = fixtures.prepare_own_database(args.tenants, env)
+            seeded = fixtures.prepare_database(args.tenants, env)
             server = fixtures.Server(
                 env, directory / "server.log", module=("bench.capacity_profile", "serve")
             )

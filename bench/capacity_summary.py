@@ -3,7 +3,7 @@
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from bench import report
+from bench import fixtures, report
 
 if TYPE_CHECKING:
     from bench.capacity import Parameters
@@ -100,7 +100,7 @@ def summarise(
         "streams_held_ge_15000": held is not None and held >= TARGET_STREAMS_HELD,
         "teardown_le_1s": secs is not None and secs <= TARGET_TEARDOWN_SECONDS,
     }
-    parameters = {**asdict(p), **extra, "database": "metricstream_bench_capacity"}
+    parameters = {**asdict(p), **extra, "database": fixtures.database_name("capacity")}
     results = {
         "memory": memory,
         "teardown": teardown,

@@ -30,7 +30,7 @@ DESCRIPTION = (
     "rising rates until the server stops keeping up; frames delivered per server "
     "CPU-second, for the product's hub and, in the same run, the naive baseline "
     "(bench/naive.py: one Redis subscription per stream). Uses the database "
-    "metricstream_bench; writes bench/results/fanout.json."
+    "metricstream_bench_fanout; writes bench/results/fanout.json."
 )
 VARIANTS = {"hub": fixtures.SERVE_COMMAND, "naive": ("bench.naive",)}
 CHILD_READY_TIMEOUT_SECONDS = 120.0
@@ -98,8 +98,8 @@ def run(p: Parameters) -> int:
     warnings = Warnings()
     binary = counting_client.build(workdir)
     results: dict[str, Any] = {}
-    with fixtures.own_database_environment(NAME) as env:
-        seeded = fixtures.prepare_own_database(len(p.variants), env)
+    with fixtures.environment(NAME) as env:
+        seeded = fixtures.prepare_database(len(p.variants), env)
         for index, variant in enumerate(p.variants):
             say(f"=== {variant}: {p.streams} streams on one tenant ===")
             results[variant] = measure(p, variant, index, seeded, env, binary, workdir, warnings)

@@ -18,7 +18,8 @@ import httpx
 
 from bench.console import say
 
-# The only database this benchmark ever creates or drops.
+# Benchmarks create and drop only databases named metricstream_bench_<benchmark>: each
+# its own, so two benchmarks on one PostgreSQL never drop each other's.
 BENCH_DATABASE = "metricstream_bench"
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/metricstream"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -30,12 +31,17 @@ HTTP_TIMEOUT_SECONDS = 10.0
 SERVE_COMMAND = ("metricstream.cli", "serve")
 
 
-def bench_database_url(base_url: str) -> str:
-    """The same server and credentials as `base_url`, with the database `metricstream_bench`."""
+def database_name(benchmark: str) -> str:
+    return f"{BENCH_DATABASE}_{benchmark.replace('-', '_')}"
+
+
+def bench_database_url(base_url: str, benchmark: str) -> str:
+    """The same server and credentials as `base_url`, with the benchmark's own database."""
     parts = urlsplit(base_url)
     if parts.scheme not in {"postgres", "postgresql", "pgsql"}:
         raise SystemExit(f"bench: DATABASE_URL must point at PostgreSQL, not {parts.scheme!r}")
-    return urlunsplit((parts.scheme, parts.netloc, "/" + BENCH_DATABASE, parts.query, ""))
+    path = "/" + database_name(benchmark)
+    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
 
 
 def recreate_database(bench_url: str) -> None:
@@ -44,16 +50,17 @@ def recreate_database(bench_url: str) -> None:
     from psycopg import sql
 
     parts = urlsplit(bench_url)
-    assert parts.path == "/" + BENCH_DATABASE  # never anything else
+    name = parts.path.lstrip("/")
+    assert name.startswith(BENCH_DATABASE + "_")  # never anything but a bench database
     maintenance = urlunsplit(("postgresql", parts.netloc, "/postgres", parts.query, ""))
     with psycopg.connect(maintenance, autocommit=True, connect_timeout=10) as conn:
-        name = sql.Identifier(BENCH_DATABASE)
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
+        identifier = sql.Identifier(name)
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(identifier))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(identifier))
 
 
 @contextlib.contextmanager
-def environment(redis_url: str | None = None) -> Iterator[dict[str, str]]:
+def environment(benchmark: str, redis_url: str | None = None) -> Iterator[dict[str, str]]:
     """Point this process (and so every child spawned meanwhile) at the bench database.
 
     `redis_url` replaces REDIS_URL (a benchmark's own redis-server). The previous
@@ -63,7 +70,7 @@ def environment(redis_url: str | None = None) -> Iterator[dict[str, str]]:
     saved = dict(os.environ)
     try:
         base_url = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
-        os.environ["DATABASE_URL"] = bench_database_url(base_url)
+        os.environ["DATABASE_URL"] = bench_database_url(base_url, benchmark)
         os.environ["REDIS_URL"] = redis_url or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
         os.environ["SECRET_KEY"] = os.environ.get("SECRET_KEY") or "metricstream-bench-secret-key"
         os.environ["METRICSTREAM_QUEUE"] = "bench"
@@ -82,7 +89,7 @@ def prepare_database(tenants: int, env: dict[str, str]) -> "Seeded":
         from django.db import connections
 
         connections.close_all()
-    say(f"database: recreating {BENCH_DATABASE} and migrating")
+    say(f"database: recreating {urlsplit(env['DATABASE_URL']).path.lstrip('/')} and migrating")
     recreate_database(env["DATABASE_URL"])
     metricstream("migrate", env=env)
     import django
@@ -287,51 +294,3 @@ def wait_for_streams(base: str, session: str, want: int, timeout: float) -> tupl
         time.sleep(0.2)
         status = stream_status(base, session)
     return status["streams"] == want, status
-
-
-# A benchmark may run while another one (on the same PostgreSQL) recreates
-# metricstream_bench; these give it a database of its own, metricstream_bench_<suffix>.
-
-
-def own_database_name(suffix: str) -> str:
-    return f"{BENCH_DATABASE}_{suffix}"
-
-
-@contextlib.contextmanager
-def own_database_environment(suffix: str, redis_url: str | None = None) -> Iterator[dict[str, str]]:
-    """environment(), with DATABASE_URL naming metricstream_bench_<suffix> instead."""
-    with environment(redis_url) as env:
-        parts = urlsplit(env["DATABASE_URL"])
-        path = "/" + own_database_name(suffix)
-        url = urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
-        os.environ["DATABASE_URL"] = env["DATABASE_URL"] = url
-        yield env
-
-
-def prepare_own_database(tenants: int, env: dict[str, str]) -> "Seeded":
-    """prepare_database() for own_database_environment(): recreate, migrate, seed."""
-    from django.apps import apps
-    from psycopg import sql
-
-    if apps.ready:
-        from django.db import connections
-
-        connections.close_all()
-    parts = urlsplit(env["DATABASE_URL"])
-    name = parts.path.lstrip("/")
-    assert name.startswith(BENCH_DATABASE + "_")  # never anything but a bench database
-    say(f"database: recreating {name} and migrating")
-    import psycopg
-
-    maintenance = urlunsplit(("postgresql", parts.netloc, "/postgres", parts.query, ""))
-    with psycopg.connect(maintenance, autocommit=True, connect_timeout=10) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    metricstream("migrate", env=env)
-    import django
-
-    django.setup()
-    say(f"database: seeding {tenants} tenants, their viewers and a staff operator")
-    return seed(tenants)

@@ -119,7 +119,7 @@ def execute(
     """Run the phases against an own Redis, close the streams, and write and print the report."""
     workdir = Path(tempfile.mkdtemp(prefix=f"metricstream-bench-{name}-"))
     own = ownredis.OwnRedis(workdir)
-    with fixtures.environment(own.url) as env:
+    with fixtures.environment(name, own.url) as env:
         run = make(workdir, own)
         try:
             phases(run, env)

@@ -173,7 +173,7 @@ def run(p: Parameters) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="metricstream-bench-ingest-"))
     own = ownredis.OwnRedis(workdir)
     state = Run(p, workdir, own)
-    with fixtures.own_database_environment(NAME, own.url) as env:
+    with fixtures.environment(NAME, own.url) as env:
         # The server's and workers' settings; this process keeps the product's.
         env = {**env, "DJANGO_SETTINGS_MODULE": p.django_settings}
         try:
@@ -195,7 +195,7 @@ def run(p: Parameters) -> int:
 def _parameters(state: Run) -> dict[str, Any]:
     return {
         **asdict(state.p),
-        "database": fixtures.own_database_name(NAME),
+        "database": fixtures.database_name(NAME),
         "logs": str(state.workdir),
         "streams": state.p.tenants,
     }
@@ -206,7 +206,7 @@ def _phases(state: Run, env: dict[str, str]) -> None:
     state.own.start()
     state.own.wait_ready()
     say(f"redis: own redis-server on port {state.own.port}")
-    seeded = fixtures.prepare_own_database(p.tenants, env)
+    seeded = fixtures.prepare_database(p.tenants, env)
     tokens = ingest_procs.issue_tokens(seeded.tenant_ids)
     state.server = server = fixtures.Server(env, state.workdir / "server.log")
     say(f"server: starting on {server.base} (logs: {state.workdir})")

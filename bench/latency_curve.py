@@ -53,7 +53,7 @@ def run(params: tuple[runner.Parameters, list[float]]) -> int:
     for rate in rates:
         p = replace(base, rate=rate)
         say(f"=== {rate:g} batches/s ===")
-        with fixtures.environment() as env:
+        with fixtures.environment(NAME) as env:
             document = runner.latency_run(p, env)
         point = summarise_point(document)
         points.append(point)

@@ -1,7 +1,7 @@
 """`python -m bench overload`: the hub's Redis reader when fan-out is saturated. Its phases:
 
 0. Start a redis-server of the benchmark's own on a spare port, recreate and
-   seed metricstream_bench, start the server against the own Redis, open the
+   seed metricstream_bench_overload, start the server against the own Redis, open the
    streams, start the committer processes (their PUBLISH disabled) and one
    publisher process.
 1. Capacity ramp: commit batches (not published), then PUBLISH their exact

@@ -163,7 +163,7 @@ def summarise(o: "Run") -> dict[str, Any]:
     parameters = {
         **asdict(p),
         "streams_per_tenant": p.streams / p.tenants,
-        "database": fixtures.BENCH_DATABASE,
+        "database": fixtures.database_name("overload"),
         "batches_committed": o.committed_per_tenant * p.tenants,
         "client_event_loop": o.results[0].loop if o.results else None,
     }

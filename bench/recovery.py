@@ -1,7 +1,7 @@
 """`python -m bench recovery`: how a Redis outage heals. Its phases, in order:
 
 0. Start a redis-server of the benchmark's own on a spare port (the machine's
-   Redis is never touched), recreate and seed metricstream_bench, start the
+   Redis is never touched), recreate and seed metricstream_bench_recovery, start the
    server with REDIS_URL pointing at the own Redis, open the streams.
 A. Steady: committers call store_submission at a moderate rate; every stream
    must receive every batch of its tenant.

@@ -87,7 +87,7 @@ def summarise(r: "Run") -> dict[str, Any]:
     parameters = {
         **asdict(p),
         "streams_per_tenant": p.streams / p.tenants,
-        "database": fixtures.BENCH_DATABASE,
+        "database": fixtures.database_name("recovery"),
         "client_event_loop": r.results[0].loop if r.results else None,
     }
     return report.envelope(parameters, results, BENCHMARK)

@@ -1,6 +1,6 @@
 """`python -m bench latency`: DB-commit -> SSE-receipt latency under load. Its phases, in order:
 
-1. Recreate the database metricstream_bench, migrate it, seed tenants and operators.
+1. Recreate the database metricstream_bench_latency, migrate it, seed tenants and operators.
 2. Start the server (`python -m metricstream.cli serve`), the committer processes
    (they set Django up while the rest starts) and the SSE client process(es).
 3. Wait until the server's status reports every stream open.
@@ -19,6 +19,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from bench import committer, fixtures, procstat, report, sseclient, stats, streams
 from bench.children import Child, pump_until, stop_all
@@ -54,7 +55,7 @@ DESCRIPTION = (
     "streams over T tenants against a real `metricstream serve`, while committer "
     "processes call store_submission at a target rate. A plain Redis Pub/Sub "
     "subscriber in the same run is the baseline. Uses (drops and recreates, and "
-    "leaves for inspection) the database metricstream_bench on the DATABASE_URL "
+    "leaves for inspection) the database metricstream_bench_latency on the DATABASE_URL "
     "server; writes bench/results/latency.json."
 )
 
@@ -162,7 +163,7 @@ class Observed:
 
 
 def run(p: Parameters) -> int:
-    with fixtures.environment() as env:
+    with fixtures.environment(NAME) as env:
         document = latency_run(p, env)
     path = report.write(document)
     print(report.table(document))
@@ -330,7 +331,7 @@ def summarise(
         **asdict(p),
         "streams_per_tenant": p.streams / p.tenants,
         "rate_per_committer": p.rate / p.committers,
-        "database": fixtures.BENCH_DATABASE,
+        "database": urlsplit(os.environ["DATABASE_URL"]).path.lstrip("/"),
         "client_event_loop": client_results[0].loop,
     }
     return report.envelope(parameters, results)
