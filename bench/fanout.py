@@ -112,33 +112,6 @@ def run(p: Parameters) -> int:
     return 0
 
 
-def commit_directly(tenant_id: str, batches: int, metrics_per_batch: int) -> None:
-    """Store `batches` batches for the tenant in three statements, after the streams opened.
-
-    Not the ingest path (that is another benchmark's subject): this only makes
-    what will be published real, so a stream that falls behind catches up from
-    rows that exist.
-    """
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO ingest_batch (id, tenant_id, seq, size, received_at, committed_at) "
-            "SELECT gen_random_uuid(), %s, s, %s, now(), now() FROM generate_series(1, %s) s",
-            [tenant_id, metrics_per_batch, batches],
-        )
-        cursor.execute(
-            "INSERT INTO ingest_metric (tenant_id, seq, name, value, timestamp, labels, "
-            "received_at) SELECT %s, s, 'bench.m' || m, s * 0.5, now(), "
-            '\'{"host": "bench-1"}\'::jsonb, now() '
-            "FROM generate_series(1, %s) s, generate_series(1, %s) m",
-            [tenant_id, batches, metrics_per_batch],
-        )
-        cursor.execute(
-            "UPDATE tenants_tenant SET last_seq = %s WHERE id = %s", [batches, tenant_id]
-        )
-
-
 def measure(
     p: Parameters,
     variant: str,
@@ -172,7 +145,7 @@ def measure(
             raise SystemExit(f"bench: {status.get('streams')} of {p.streams} streams opened")
         say(f"{p.streams} streams open; RSS {procstat.rss_bytes(server.popen.pid) or 0:,} bytes")
         total = sum(round(r * p.step_seconds) for r in p.rates)
-        commit_directly(tenant, total, p.metrics_per_batch)
+        fixtures.commit_directly(tenant, total, p.metrics_per_batch)
         pump_until([pub], lambda: pub.ready is not None, CHILD_READY_TIMEOUT_SECONDS, "publisher")
         pub.request(("load",))
         results_of([pub], CHILD_READY_TIMEOUT_SECONDS, "the publisher to load the batches")

@@ -85,11 +85,10 @@ def prepare_database(tenants: int, env: dict[str, str]) -> "Seeded":
     """Recreate and migrate the bench database, then seed it (sets Django up in this process)."""
     from django.apps import apps
 
-    if apps.ready:  # an earlier benchmark in this process: its connection is about to go
-        from django.db import connections
-
-        connections.close_all()
-    say(f"database: recreating {urlsplit(env['DATABASE_URL']).path.lstrip('/')} and migrating")
+    name = urlsplit(env["DATABASE_URL"]).path.lstrip("/")
+    if apps.ready:  # an earlier benchmark in this process, maybe on another database
+        forget_connections(name)
+    say(f"database: recreating {name} and migrating")
     recreate_database(env["DATABASE_URL"])
     metricstream("migrate", env=env)
     import django
@@ -97,6 +96,21 @@ def prepare_database(tenants: int, env: dict[str, str]) -> "Seeded":
     django.setup()
     say(f"database: seeding {tenants} tenants, their viewers and a staff operator")
     return seed(tenants)
+
+
+def forget_connections(database: str) -> None:
+    """Close this process's connections and their pool, and point Django at `database`.
+
+    Django reads its settings once per process; each benchmark has a database of
+    its own, and recreating it kills every connection still open to it.
+    """
+    from django.db import connections
+
+    for conn in connections.all():
+        conn.close()
+        if hasattr(conn, "close_pool"):  # the PostgreSQL backend (Django >= 5.1)
+            conn.close_pool()
+    connections["default"].settings_dict["NAME"] = database
 
 
 def last_seqs(tenant_ids: list[str]) -> dict[int, int]:
@@ -294,3 +308,31 @@ def wait_for_streams(base: str, session: str, want: int, timeout: float) -> tupl
         time.sleep(0.2)
         status = stream_status(base, session)
     return status["streams"] == want, status
+
+
+def commit_directly(tenant_id: str, batches: int, metrics_per_batch: int) -> None:
+    """Store batches 1..`batches` of a fresh tenant in three statements (needs Django set up).
+
+    Not the ingest path (other benchmarks measure that): this makes what a
+    benchmark then publishes itself real, so a stream that falls behind catches
+    up from rows that exist. Call it after the streams opened: a stream starts
+    at the tenant's latest batch, and would take these for old ones.
+    """
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO ingest_batch (id, tenant_id, seq, size, received_at, committed_at) "
+            "SELECT gen_random_uuid(), %s, s, %s, now(), now() FROM generate_series(1, %s) s",
+            [tenant_id, metrics_per_batch, batches],
+        )
+        cursor.execute(
+            "INSERT INTO ingest_metric (tenant_id, seq, name, value, timestamp, labels, "
+            "received_at) SELECT %s, s, 'bench.m' || m, s * 0.5, now(), "
+            '\'{"host": "bench-1"}\'::jsonb, now() '
+            "FROM generate_series(1, %s) s, generate_series(1, %s) m",
+            [tenant_id, batches, metrics_per_batch],
+        )
+        cursor.execute(
+            "UPDATE tenants_tenant SET last_seq = %s WHERE id = %s", [batches, tenant_id]
+        )

@@ -18,7 +18,7 @@ from bench.console import say
 NAME = "report"
 SUMMARY = "figures against targets and the plots, from the results files (performance.json)"
 DESCRIPTION = (
-    "Collect the headline figures of the latency, latency-curve, ingest, capacity and "
+    "Collect the headline figures of the latency-curve, ingest, capacity and "
     "fanout results into bench/results/performance.json with their targets and "
     "same-run baselines, and draw bench/results/*.png. Needs no services."
 )
@@ -39,7 +39,7 @@ def parameters(args: argparse.Namespace) -> tuple[Path, list[str]]:
 
 def load(folder: Path) -> Results:
     found: Results = {}
-    for name in ("latency", "latency-curve", "ingest", "capacity", "fanout"):
+    for name in ("latency-curve", "ingest", "capacity", "fanout"):
         path = folder / f"{name}.json"
         if path.exists():
             found[name] = json.loads(path.read_text())
@@ -66,8 +66,8 @@ def figures(r: Results) -> list[dict[str, Any]]:
     naive_fan = (fan.get("naive") or {}).get("frames_per_server_cpu_second")
     cap = _get(r, "capacity", "figures") or {}
     ing = _get(r, "ingest", "figures") or {}
-    lat = _get(r, "latency", "latency_ms", "sse") or {}
-    lat_redis = _get(r, "latency", "latency_ms", "redis_direct") or {}
+    replay = _point_at(r, "replay", 2000.0)
+    commit = _highest_reached(r, "commit")
     ingest_1000 = (ing.get("end_to_end_metrics_per_second") or {}).get("1000")
     orm_1000 = (ing.get("baseline_orm_row_at_a_time_metrics_per_second") or {}).get("1000")
     rows = [
@@ -88,11 +88,19 @@ def figures(r: Results) -> list[dict[str, Any]]:
             cap.get("baseline_teardown_seconds_10k"),
         ),
         (
-            "commit -> receipt p99, ms (1k streams, 2k batches/s target)",
-            lat.get("p99"),
+            "publish -> receipt p99, ms, 1k streams, 2,000 batches/s (committed beforehand)",
+            replay.get("sse_ms", {}).get("p99"),
             "<=",
             5.0,
-            lat_redis.get("p99"),
+            replay.get("redis_direct_ms", {}).get("p99"),
+        ),
+        (
+            f"commit -> receipt p99, ms, 1k streams, at "
+            f"{commit.get('achieved_rate', 0):,.0f} batches/s (the most committed here)",
+            commit.get("sse_ms", {}).get("p99"),
+            "<=",
+            5.0,
+            commit.get("redis_direct_ms", {}).get("p99"),
         ),
         ("ingest, metrics/s end to end (batches of 1,000)", ingest_1000, ">=", 100_000, orm_1000),
     ]
@@ -111,10 +119,18 @@ def figures(r: Results) -> list[dict[str, Any]]:
                 "measured_over_baseline": _ratio(measured, baseline),
             }
         )
-    achieved = _get(r, "latency", "batches", "commit_rate_per_second")
-    if achieved is not None:
-        table[4]["committed_batches_per_second"] = achieved
     return table
+
+
+def _point_at(r: Results, source: str, rate: float) -> dict[str, Any]:
+    points = _get(r, "latency-curve", "curves", source) or []
+    return next((p for p in points if p["target_rate"] == rate), {})
+
+
+def _highest_reached(r: Results, source: str) -> dict[str, Any]:
+    """The curve's point with the highest achieved rate whose every delivery arrived."""
+    points = [p for p in _get(r, "latency-curve", "curves", source) or [] if not p["missing"]]
+    return max(points, key=lambda p: p["achieved_rate"], default={})
 
 
 def run(folder: Path) -> int:
@@ -140,12 +156,12 @@ def run(folder: Path) -> int:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = [f"  {'figure':<62}{'measured':>12}{'target':>12}{'baseline':>12}  met"]
+    lines = [f"  {'figure':<84}{'measured':>12}{'target':>12}{'baseline':>12}  met"]
     for row in rows:
         measured = "-" if row["measured"] is None else f"{row['measured']:,}"
         baseline = "-" if row["baseline"] is None else f"{row['baseline']:,}"
         met = {True: "yes", False: "NO", None: "-"}[row["met"]]
-        lines.append(f"  {row['figure']:<62}{measured:>12}{row['target']:>12}{baseline:>12}  {met}")
+        lines.append(f"  {row['figure']:<84}{measured:>12}{row['target']:>12}{baseline:>12}  {met}")
     return "\n".join(lines)
 
 
@@ -224,21 +240,21 @@ def plot_capacity(figure: Any, doc: dict[str, Any]) -> None:
 
 
 def plot_latency_curve(figure: Any, doc: dict[str, Any]) -> None:
-    axes = figure.subplots(1, 1)
-    points = doc["points"]
-    rate = [p["achieved_rate"] for p in points]
-    for key, label in (("sse_ms", "SSE"), ("redis_direct_ms", "Redis direct (baseline)")):
-        axes.plot(rate, [p[key]["p99"] for p in points], "o-", label=f"{label} p99")
-        axes.plot(rate, [p[key]["p50"] for p in points], "o--", label=f"{label} p50")
-    axes.axhline(5.0, color="grey", linestyle=":", label="target p99 5 ms")
-    axes.set(
-        title="Commit -> receipt latency against load (1,000 streams, 100 tenants)",
-        xlabel="batches committed per second",
-        ylabel="ms",
-        yscale="log",
-    )
-    axes.legend()
-    axes.grid(alpha=0.3)
+    titles = {
+        "commit": "Commit -> receipt (committed at the rate)",
+        "replay": "Publish -> receipt (committed beforehand)",
+    }
+    curves = doc["curves"]
+    panels = figure.subplots(1, len(curves), squeeze=False)[0]
+    for axes, (source, points) in zip(panels, curves.items(), strict=True):
+        rate = [p["achieved_rate"] for p in points]
+        for key, label in (("sse_ms", "SSE"), ("redis_direct_ms", "Redis direct")):
+            axes.plot(rate, [p[key]["p99"] for p in points], "o-", label=f"{label} p99")
+            axes.plot(rate, [p[key]["p50"] for p in points], "o--", label=f"{label} p50")
+        axes.axhline(5.0, color="grey", linestyle=":", label="target p99 5 ms")
+        axes.set(title=titles.get(source, source), xlabel="batches/s", ylabel="ms", yscale="log")
+        axes.legend(fontsize="small")
+        axes.grid(alpha=0.3)
 
 
 def plot_ingest(figure: Any, doc: dict[str, Any]) -> None:

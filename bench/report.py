@@ -82,8 +82,13 @@ def table(document: dict[str, Any]) -> str:
     d = document["deliveries"]
     lat = document["latency_ms"]
     cpu = document.get("cpu_percent_of_one_core", {})
+    what = (
+        "Publish -> receipt latency (batches committed beforehand)"
+        if p.get("source") == "replay"
+        else "DB commit -> receipt latency"
+    )
     lines = [
-        f"DB commit -> receipt latency, ms ({p['streams']} streams over {p['tenants']} tenants, "
+        f"{what}, ms ({p['streams']} streams over {p['tenants']} tenants, "
         f"target {p['rate']:g} batches/s x {p['metrics_per_batch']} metrics, "
         f"{document['window_seconds']:g} s measured, nproc {document['machine']['nproc']})",
         f"  {'':<30} {'count':>10}{'p50':>9}{'p90':>9}{'p99':>9}{'max':>9}",
