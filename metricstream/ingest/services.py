@@ -76,9 +76,13 @@ def store_submission(submission: Submission) -> Batch | None:
                     store_rows(batch, points)
                     _publish_on_commit(batch, points)
     except IntegrityError:
-        if not Batch.objects.filter(pk=submission.id).exists():
+        stored = Batch.objects.filter(pk=submission.id).first()
+        if stored is None:
             raise
-        log.info("submission %s already stored; redelivery ignored", submission.id)
+        # An earlier delivery committed this batch and may have died before its
+        # PUBLISH (a worker killed mid-job): ring again. Streams drop a batch they have.
+        republish(stored)
+        log.info("submission %s already stored; published again", submission.id)
         return None
     if batch is None:
         log.warning(
@@ -273,6 +277,12 @@ def _next_seq(tenant_id: uuid.UUID) -> int | None:
         )
         row = cursor.fetchone()
     return row[0] if row else None
+
+
+def republish(batch: Batch) -> None:
+    """Publish a stored batch again, encoded from its rows as its first publication was."""
+    rows = Metric.objects.filter(tenant_id=batch.tenant_id, seq=batch.seq).order_by("id")
+    publish(channel_for(batch.tenant_id), encode_batch(batch.tenant_id, batch.seq, rows))
 
 
 def publish(channel: str, payload: bytes) -> None:

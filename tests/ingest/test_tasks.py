@@ -77,7 +77,7 @@ def test_it_stores_the_batch_and_advances_the_sequence(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_it_stores_and_publishes_a_redelivered_submission_once(
+def test_it_stores_a_redelivered_submission_once_and_publishes_it_again(
     alice: Operator, bob: Operator, publisher: mock.Mock
 ) -> None:
     message = submission(alice, 45.0).to_message()
@@ -86,7 +86,10 @@ def test_it_stores_and_publishes_a_redelivered_submission_once(
 
     assert Batch.objects.filter(tenant=alice.tenant).count() == 1
     assert Metric.objects.filter(tenant=alice.tenant).count() == 1
-    assert publisher.publish.call_count == 1
+    # The first delivery may have died between its commit and its PUBLISH: the
+    # redelivery rings again, with the same bytes (streams drop what they have).
+    first, again = publisher.publish.call_args_list
+    assert first == again
 
 
 @pytest.mark.django_db(transaction=True)

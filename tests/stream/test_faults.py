@@ -170,9 +170,9 @@ def test_it_commits_and_publishes_a_crashed_workers_job_exactly_once(
             assert response.status_code == 202
             assert wait_until(_waiting_for_a_lock, timeout=15), first.output()
             first.kill()  # SIGKILL mid-job
-        # The lock is released; the dead worker's transaction is gone with it.
-        time.sleep(0.5)
-        assert not Batch.objects.exists()
+        # The lock is released. The dead worker's job either rolled back or, stored by
+        # a single statement that needed no COMMIT from it, committed unpublished:
+        # the redelivery stores it or publishes it again, and the stream has it once.
 
         second = start_worker(env, tmp_path / "worker-2.log")
         try:
