@@ -25,7 +25,8 @@ def git_commit() -> dict[str, Any] | None:
             check=True,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            # Results files (rewritten by every run) do not make the code dirty.
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results"],
             cwd=REPO_ROOT,
             capture_output=True,
             text=True,
