@@ -92,6 +92,17 @@ def test_it_answers_404_for_a_malformed_tenant_id(
     assert response.json()["error"] == "not_found"
 
 
+def test_it_answers_405_json_to_anything_but_get(
+    server: Server, alice: Operator, bob: Operator
+) -> None:
+    response = httpx.post(
+        stream_url(server, alice.tenant.pk), cookies=alice.session_cookie(), timeout=5
+    )
+
+    assert response.status_code == 405
+    assert response.json()["error"] == "method_not_allowed"
+
+
 def test_it_frees_the_stream_and_its_redis_subscription_when_the_client_leaves(
     server: Server, alice: Operator, bob: Operator, staff_cookie: dict[str, str]
 ) -> None:
