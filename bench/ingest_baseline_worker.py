@@ -23,18 +23,10 @@ VARIANTS = (ROW_AT_A_TIME, BULK_CREATE)
 
 def store_rows_one_at_a_time(batch: "Batch", points: "list[Point]") -> None:
     """One INSERT per metric, through the ORM: what a straightforward job would do."""
-    from metricstream.ingest.models import Metric
+    from metricstream.ingest.services import metric_rows
 
-    for p in points:
-        Metric(
-            tenant_id=batch.tenant_id,
-            seq=batch.seq,
-            name=p.name,
-            value=p.value,
-            timestamp=p.timestamp,
-            labels=p.labels,
-            received_at=batch.received_at,
-        ).save()
+    for row in metric_rows(batch, points):
+        row.save()
 
 
 def main(argv: list[str]) -> int:

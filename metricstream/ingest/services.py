@@ -247,7 +247,12 @@ def copy_rows(batch: Batch, points: list[Point]) -> None:
 
 
 def bulk_create_rows(batch: Batch, points: list[Point]) -> None:
-    rows = [
+    Metric.objects.bulk_create(metric_rows(batch, points), batch_size=INSERT_CHUNK)
+
+
+def metric_rows(batch: Batch, points: list[Point]) -> list[Metric]:
+    """The batch's metrics as unsaved Metric instances."""
+    return [
         Metric(
             tenant_id=batch.tenant_id,
             seq=batch.seq,
@@ -259,7 +264,6 @@ def bulk_create_rows(batch: Batch, points: list[Point]) -> None:
         )
         for p in points
     ]
-    Metric.objects.bulk_create(rows, batch_size=INSERT_CHUNK)
 
 
 def _next_seq(tenant_id: uuid.UUID) -> int | None:
