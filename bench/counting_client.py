@@ -126,3 +126,37 @@ class CountingClient:
         self.popen.kill()
         self.popen.wait()
         self._stderr.close()
+
+
+class ClientGroup:
+    """Counting clients read as one: one client per tenant, since each holds one session."""
+
+    def __init__(self, clients: list[CountingClient]) -> None:
+        self.clients = clients
+
+    @property
+    def frames(self) -> int:
+        return sum(c.progress.frames for c in self.clients)
+
+    @property
+    def pids(self) -> list[int]:
+        return [c.popen.pid for c in self.clients]
+
+    def wait_opened(self) -> int:
+        return sum(c.wait_opened() for c in self.clients)
+
+    def wait_frames(self, at_least: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.frames < at_least:
+            if time.monotonic() > deadline or any(c.popen.poll() is not None for c in self.clients):
+                return False
+            time.sleep(0.01)
+        return True
+
+    def stop(self) -> list[StreamCount]:
+        return [count for c in self.clients for count in c.stop()]
+
+    def kill(self) -> None:
+        for c in self.clients:
+            if c.popen.poll() is None:
+                c.kill()

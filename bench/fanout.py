@@ -10,6 +10,11 @@ subscription per stream), in one run:
    seconds (/proc), and so frames per server CPU-second; the ramp ends when the
    server no longer keeps up.
 4. Close the streams; each must have received every batch exactly once.
+
+Then the growth points: the hub alone at one offered load (--growth-frames), as
+the streams on one tenant grow, and as 1,000 streams are spread over more
+tenants (each batch then reaches fewer streams, so more messages carry the same
+frames).
 """
 
 import argparse
@@ -37,6 +42,8 @@ CHILD_READY_TIMEOUT_SECONDS = 120.0
 STREAMS_OPEN_TIMEOUT_SECONDS = 60.0
 # A step kept up if every frame arrived within this long after publishing ended.
 KEPT_UP_SECONDS = 0.5
+# The growth points with more tenants spread this many streams over them.
+GROWTH_STREAMS = 1000
 # How long a saturated step may take to deliver its last frames before the run gives up on it.
 CONVERGE_TIMEOUT_SECONDS = 60.0
 
@@ -49,6 +56,11 @@ class Parameters:
     metrics_per_batch: int
     variants: list[str]
     profile: bool
+    # Growth: the hub at a fixed offered load, as streams (on one tenant) and tenants
+    # (1,000 streams spread over them) grow.
+    growth_streams: list[int]
+    growth_tenants: list[int]
+    growth_frames: float
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,6 +77,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--variants",
         default="hub,naive",
         help=f"which servers, in order, from {','.join(VARIANTS)} (default: %(default)s)",
+    )
+    add(
+        "--growth-streams",
+        default="250,1000,4000",
+        help="streams on one tenant, one growth point each; empty: none (default: %(default)s)",
+    )
+    add(
+        "--growth-tenants",
+        default="10,100",
+        help="tenants 1,000 streams are spread over, one growth point each (default: %(default)s)",
+    )
+    add(
+        "--growth-frames",
+        type=float,
+        default=200_000,
+        help="frames/s offered at each growth point (default: %(default)s)",
     )
     add(
         "--profile",
@@ -87,8 +115,29 @@ def parameters(args: argparse.Namespace) -> tuple[Parameters, list[str]]:
         (args.metrics_per_batch >= 1, "--metrics-per-batch must be at least 1"),
         (all(v in VARIANTS for v in variants), f"--variants must be from {','.join(VARIANTS)}"),
     ]
+    try:
+        growth_streams = [int(n) for n in args.growth_streams.split(",") if n]
+        growth_tenants = [int(n) for n in args.growth_tenants.split(",") if n]
+    except ValueError:
+        growth_streams = growth_tenants = [0]
+    checks += [
+        (all(n >= 1 for n in growth_streams), "--growth-streams must be positive integers"),
+        (
+            all(1 <= t <= GROWTH_STREAMS and GROWTH_STREAMS % t == 0 for t in growth_tenants),
+            f"--growth-tenants must divide {GROWTH_STREAMS}",
+        ),
+        (args.growth_frames > 0, "--growth-frames must be positive"),
+    ]
     p = Parameters(
-        args.streams, rates, args.step_seconds, args.metrics_per_batch, variants, args.profile
+        args.streams,
+        rates,
+        args.step_seconds,
+        args.metrics_per_batch,
+        variants,
+        args.profile,
+        growth_streams,
+        growth_tenants,
+        args.growth_frames,
     )
     return p, [message for ok, message in checks if not ok]
 
@@ -99,12 +148,25 @@ def run(p: Parameters) -> int:
     binary = counting_client.build(workdir)
     results: dict[str, Any] = {}
     with fixtures.environment(NAME) as env:
-        seeded = fixtures.prepare_database(len(p.variants), env)
+        shapes = growth_shapes(p, first_tenant=len(p.variants))
+        needed = len(p.variants) + sum(len(shape.tenants) for shape in shapes)
+        seeded = fixtures.prepare_database(needed, env)
         for index, variant in enumerate(p.variants):
             say(f"=== {variant}: {p.streams} streams on one tenant ===")
-            results[variant] = measure(p, variant, index, seeded, env, binary, workdir, warnings)
+            shape = Shape(p.streams, [index])
+            results[variant] = measure(
+                p, variant, shape, p.rates, seeded, env, binary, workdir, warnings
+            )
+        growth = []
+        for shape in shapes:
+            rate = p.growth_frames / shape.per_tenant  # batches/s over all the tenants
+            say(f"=== growth: {shape.streams} streams over {len(shape.tenants)} tenant(s) ===")
+            found = measure(p, "hub", shape, [rate], seeded, env, binary, workdir, warnings)
+            growth.append({"streams": shape.streams, "tenants": len(shape.tenants), **found})
     document = report.envelope(
-        asdict(p), {**summarise(results), "variants": results, "warnings": warnings}, NAME
+        asdict(p),
+        {**summarise(results), "variants": results, "growth": growth, "warnings": warnings},
+        NAME,
     )
     path = report.write(document, NAME)
     print(table(document))
@@ -112,61 +174,100 @@ def run(p: Parameters) -> int:
     return 0
 
 
+@dataclass(frozen=True)
+class Shape:
+    """Streams spread evenly over tenants (indices into the seeded tenants)."""
+
+    streams: int
+    tenants: list[int]
+
+    @property
+    def per_tenant(self) -> int:
+        return self.streams // len(self.tenants)
+
+
 def measure(
     p: Parameters,
     variant: str,
-    index: int,
+    shape: Shape,
+    rates: list[float],
     seeded: fixtures.Seeded,
     env: dict[str, str],
     binary: Path,
     workdir: Path,
     warnings: Warnings,
 ) -> dict[str, Any]:
-    tenant = seeded.tenant_ids[index]
-    server = fixtures.Server(env, workdir / f"{variant}-server.log", VARIANTS[variant])
-    pub = Child("publisher", publisher.run, publisher.PublisherConfig(env["REDIS_URL"], [tenant]))
-    client: counting_client.CountingClient | None = None
+    """Start the variant's server, open the streams, ramp through `rates`, check every stream."""
+    label = f"{variant}-{shape.streams}x{len(shape.tenants)}"
+    tenants = [seeded.tenant_ids[t] for t in shape.tenants]
+    server = fixtures.Server(env, workdir / f"{label}-server.log", VARIANTS[variant])
+    pub = Child("publisher", publisher.run, publisher.PublisherConfig(env["REDIS_URL"], tenants))
+    group: counting_client.ClientGroup | None = None
     try:
         server.wait_ready()
         staff = fixtures.form_login(server.base, seeded.staff_email, seeded.staff_password)
-        client = counting_client.CountingClient(
-            binary,
-            server.port,
-            f"/api/v1/stream/{tenant}",
-            f"sessionid={seeded.viewer_sessions[index]}",
-            p.streams,
-            workdir / f"{variant}-client.log",
+        group = counting_client.ClientGroup(
+            [
+                counting_client.CountingClient(
+                    binary,
+                    server.port,
+                    f"/api/v1/stream/{seeded.tenant_ids[t]}",
+                    f"sessionid={seeded.viewer_sessions[t]}",
+                    shape.per_tenant,
+                    workdir / f"{label}-client-{t}.log",
+                )
+                for t in shape.tenants
+            ]
         )
-        client.wait_opened()
+        group.wait_opened()
         ok, status = fixtures.wait_for_streams(
-            server.base, staff, p.streams, STREAMS_OPEN_TIMEOUT_SECONDS
+            server.base, staff, shape.streams, STREAMS_OPEN_TIMEOUT_SECONDS
         )
         if not ok:
-            raise SystemExit(f"bench: {status.get('streams')} of {p.streams} streams opened")
-        say(f"{p.streams} streams open; RSS {procstat.rss_bytes(server.popen.pid) or 0:,} bytes")
-        total = sum(round(r * p.step_seconds) for r in p.rates)
-        fixtures.commit_directly(tenant, total, p.metrics_per_batch)
+            raise SystemExit(f"bench: {status.get('streams')} of {shape.streams} streams opened")
+        rss = procstat.rss_bytes(server.popen.pid) or 0
+        say(f"{shape.streams} streams over {len(tenants)} tenant(s) open; RSS {rss:,} bytes")
+        per_tenant = sum(batches_per_tenant(r, p.step_seconds, shape) for r in rates)
+        for tenant in tenants:
+            fixtures.commit_directly(tenant, per_tenant, p.metrics_per_batch)
         pump_until([pub], lambda: pub.ready is not None, CHILD_READY_TIMEOUT_SECONDS, "publisher")
         pub.request(("load",))
         results_of([pub], CHILD_READY_TIMEOUT_SECONDS, "the publisher to load the batches")
-        steps = ramp(p, server, client, pub, warnings, workdir / variant, staff)
-        counts = client.stop()
-        client = None
+        steps = ramp(p, shape, rates, server, group, pub, warnings, workdir / label, staff)
+        counts = group.stop()
+        group = None
         exact = sum(c.exact for c in counts)
-        if exact != p.streams:
-            warnings.warn(f"{variant}: {p.streams - exact} streams missed or repeated a batch")
+        if exact != shape.streams:
+            warnings.warn(f"{label}: {shape.streams - exact} streams missed or repeated a batch")
         return {"steps": steps, "streams_exact": exact, "streams": len(counts)}
     finally:
-        if client is not None:
-            client.kill()
+        if group is not None:
+            group.kill()
         stop_all([pub])
         server.stop()
 
 
+def growth_shapes(p: Parameters, first_tenant: int) -> list[Shape]:
+    """The growth points, each on tenants of its own (their sequences start at 1)."""
+    shapes: list[Shape] = []
+    next_tenant = first_tenant
+    counts = [(n, 1) for n in p.growth_streams] + [(GROWTH_STREAMS, t) for t in p.growth_tenants]
+    for streams, tenants in counts:
+        shapes.append(Shape(streams, list(range(next_tenant, next_tenant + tenants))))
+        next_tenant += tenants
+    return shapes
+
+
+def batches_per_tenant(rate: float, seconds: float, shape: Shape) -> int:
+    return max(1, round(rate * seconds / len(shape.tenants)))
+
+
 def ramp(
     p: Parameters,
+    shape: Shape,
+    rates: list[float],
     server: fixtures.Server,
-    client: counting_client.CountingClient,
+    clients: counting_client.ClientGroup,
     pub: Child,
     warnings: Warnings,
     profiles: Path,
@@ -174,27 +275,27 @@ def ramp(
 ) -> list[dict[str, Any]]:
     steps: list[dict[str, Any]] = []
     pid = server.popen.pid
-    for rate in p.rates:
-        batches = round(rate * p.step_seconds)
-        frames_before = client.progress.frames
-        expected = frames_before + batches * p.streams
-        groups = {"server": [pid], "client": [client.popen.pid], "publisher": [pub.process.pid]}
+    for rate in rates:
+        per_tenant = batches_per_tenant(rate, p.step_seconds, shape)
+        frames_before = clients.frames
+        expected = frames_before + per_tenant * shape.streams
+        groups = {"server": [pid], "client": clients.pids, "publisher": [pub.process.pid]}
         cpu_before = procstat.process_cpu_seconds(pid) or 0.0
         started = time.time()
         machine_before = procstat.snapshot(started, groups)
         recorder = profiling.record(pid, p.step_seconds, profiles / f"{rate:g}.txt", p.profile)
-        pub.request(("publish", rate, batches))
+        pub.request(("publish", rate, per_tenant))
         pump_until([pub], lambda: pub.result is not None, 60 + 3 * p.step_seconds, "publishing")
         published: publisher.PublishResult = pub.result
-        converged = client.wait_frames(expected, CONVERGE_TIMEOUT_SECONDS)
+        converged = clients.wait_frames(expected, CONVERGE_TIMEOUT_SECONDS)
         ended = time.time()
         cpu = (procstat.process_cpu_seconds(pid) or 0.0) - cpu_before
         machine = procstat.usage(machine_before, procstat.snapshot(ended, groups))
-        frames = client.progress.frames - frames_before
+        frames = clients.frames - frames_before
         late = ended - published.ended
         step = {
             "rate_batches_per_second": rate,
-            "offered_frames_per_second": round(batches * p.streams / published.seconds),
+            "offered_frames_per_second": round(per_tenant * shape.streams / published.seconds),
             "delivered_frames_per_second": round(frames / (ended - started)),
             "frames": frames,
             "server_cpu_seconds": round(cpu, 3),
@@ -262,6 +363,14 @@ def table(document: dict[str, Any]) -> str:
                 f"  {variant:<8}{s['rate_batches_per_second']:>10g}"
                 f"{s['delivered_frames_per_second']:>11,}{s['server_cpu_percent']:>10}%"
                 f"{s['frames_per_server_cpu_second'] or 0:>14,}{'yes' if s['kept_up'] else 'no':>9}"
+            )
+    for point in document.get("growth", []):
+        for s in point["steps"]:
+            lines.append(
+                f"  growth: {point['streams']:,} streams over {point['tenants']} tenant(s): "
+                f"{s['delivered_frames_per_second']:,} frames/s, "
+                f"{s['frames_per_server_cpu_second'] or 0:,} per CPU-s, "
+                f"kept up: {'yes' if s['kept_up'] else 'no'}"
             )
     for variant, f in document["figures"].items():
         lines.append(f"  {variant}: {f}")

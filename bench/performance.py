@@ -166,6 +166,7 @@ def draw(results: Results, folder: Path) -> list[Path]:
     drawn = []
     plotters: dict[str, Callable[[Any, dict[str, Any]], None]] = {
         "fanout": plot_fanout,
+        "fanout-growth": plot_fanout_growth,
         "capacity": plot_capacity,
         "latency-curve": plot_latency_curve,
         "ingest": plot_ingest,
@@ -173,10 +174,11 @@ def draw(results: Results, folder: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     for name, plot in plotters.items():
-        if name not in results:
+        source = name.split("-growth")[0]
+        if source not in results or (name != source and not results[source].get("growth")):
             continue
         figure = plt.figure(figsize=(10, 4), dpi=100)
-        plot(figure, results[name])
+        plot(figure, results[source])
         figure.tight_layout()
         path = folder / f"{name}.png"
         figure.savefig(path)
@@ -203,6 +205,30 @@ def plot_fanout(figure: Any, doc: dict[str, Any]) -> None:
     for axes in (delivered, efficiency):
         axes.legend()
         axes.grid(alpha=0.3)
+
+
+def plot_fanout_growth(figure: Any, doc: dict[str, Any]) -> None:
+    by_streams, by_tenants = figure.subplots(1, 2)
+    points = [(g, g["steps"][0]) for g in doc["growth"] if g["steps"]]
+    one = [(g, s) for g, s in points if g["tenants"] == 1]
+    spread = [(g, s) for g, s in points if g["tenants"] > 1 or g["streams"] == 1000]
+    for axes, chosen, key, label in (
+        (by_streams, one, "streams", "streams on one tenant"),
+        (by_tenants, sorted(spread, key=lambda gs: gs[0]["tenants"]), "tenants", "tenants"),
+    ):
+        xs = [g[key] for g, _ in chosen]
+        axes.plot(xs, [s["frames_per_server_cpu_second"] for _, s in chosen], "o-")
+        for (_g, s), x in zip(chosen, xs, strict=True):
+            if not s["kept_up"]:
+                axes.annotate("late", (x, s["frames_per_server_cpu_second"]))
+        axes.set(xlabel=label, ylabel="frames per server CPU-s", xscale="log")
+        axes.set_xticks(xs, [f"{x:,}" for x in xs], minor=False)
+        axes.minorticks_off()
+        axes.set_ylim(bottom=0)
+        axes.grid(alpha=0.3)
+    offered = doc["parameters"]["growth_frames"]
+    by_streams.set_title(f"Hub at {offered:,.0f} frames/s offered, as streams grow")
+    by_tenants.set_title("... and as 1,000 streams spread over more tenants")
 
 
 def plot_capacity(figure: Any, doc: dict[str, Any]) -> None:
