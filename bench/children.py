@@ -8,6 +8,7 @@ when a piece of work is done and ("error", traceback) if it fails.
 import contextlib
 import multiprocessing
 import multiprocessing.connection
+import subprocess
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -97,3 +98,15 @@ def stop_all(children: list[Child]) -> None:
     for child in children:
         with contextlib.suppress(Exception):
             child.stop()
+
+
+def stop_process(popen: subprocess.Popen[bytes], timeout: float) -> int | None:
+    """SIGTERM, then SIGKILL if it does not exit within `timeout`; its exit code."""
+    if popen.poll() is None:
+        popen.terminate()
+        try:
+            popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            popen.kill()
+            popen.wait(timeout=timeout)
+    return popen.returncode

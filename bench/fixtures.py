@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from bench.children import stop_process
 from bench.console import say
 
 # Benchmarks create and drop only databases named metricstream_bench_<benchmark>: each
@@ -230,15 +231,9 @@ class Server:
 
     def stop(self) -> int | None:
         """SIGTERM, then SIGKILL if it does not exit in time; returns the exit code."""
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(timeout=SERVER_STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(timeout=SERVER_STOP_TIMEOUT_SECONDS)
+        code = stop_process(self.popen, SERVER_STOP_TIMEOUT_SECONDS)
         self._log_handle.close()
-        return self.popen.returncode
+        return code
 
     def tail(self, lines: int = 30) -> str:
         self._log_handle.flush()

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from bench import procstat
+from bench.children import stop_process
 from bench.fixtures import REPO_ROOT
 
 COPY = "copy"  # the product: `metricstream worker`, rows stored by COPY
@@ -74,13 +75,7 @@ class Worker:
     def stop(self) -> int | None:
         """SIGTERM (warm shutdown), then SIGKILL to it and its pool if it does not exit in time."""
         pool = descendants(self.popen.pid)
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(timeout=WORKER_STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(timeout=WORKER_STOP_TIMEOUT_SECONDS)
+        stop_process(self.popen, WORKER_STOP_TIMEOUT_SECONDS)
         for pid in pool:  # our own children's children, by pid: a killed parent can orphan them
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)

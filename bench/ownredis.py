@@ -14,6 +14,7 @@ from typing import Any
 
 import redis
 
+from bench.children import stop_process
 from bench.fixtures import free_port
 
 START_TIMEOUT_SECONDS = 10.0
@@ -79,12 +80,7 @@ class OwnRedis:
         """SIGTERM (SIGKILL if it lingers); when it exited, or None if it was not running."""
         if self.popen is None or self.popen.poll() is not None:
             return None
-        self.popen.terminate()
-        try:
-            self.popen.wait(timeout=STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait(timeout=STOP_TIMEOUT_SECONDS)
+        stop_process(self.popen, STOP_TIMEOUT_SECONDS)
         with contextlib.suppress(Exception):
             self.client().connection_pool.disconnect()
         return time.time()
