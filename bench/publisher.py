@@ -23,6 +23,7 @@ import traceback
 import uuid
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from typing import NamedTuple
 
 import redis
 
@@ -67,7 +68,14 @@ def run(config: PublisherConfig, conn: Connection) -> None:
         conn.close()
 
 
-class _Feed:
+class Message(NamedTuple):
+    tenant: int  # index into the feed's tenants
+    channel: str
+    seq: int
+    payload: bytes
+
+
+class Feed:
     """Every tenant's committed payloads, and how far publishing has got in each."""
 
     def __init__(self, tenants: list[str]) -> None:
@@ -92,9 +100,9 @@ class _Feed:
                 held.extend(page)
         return {i: len(held) for i, held in enumerate(self.payloads)}
 
-    def take(self, per_tenant: int) -> tuple[list[tuple[str, bytes]], dict[int, int]]:
+    def take(self, per_tenant: int) -> tuple[list[Message], dict[int, int]]:
         """The next `per_tenant` batches of every tenant, interleaved, and each one's last seq."""
-        rounds: list[list[tuple[str, bytes]]] = [[] for _ in range(per_tenant)]
+        rounds: list[list[Message]] = [[] for _ in range(per_tenant)]
         last: dict[int, int] = {}
         for i, held in enumerate(self.payloads):
             start = self.cursor[i]
@@ -103,8 +111,8 @@ class _Feed:
                 raise RuntimeError(
                     f"tenant {i}: {len(chunk)} batches left to publish, {per_tenant} asked"
                 )
-            for r, (_seq, payload) in enumerate(chunk):
-                rounds[r].append((self.channels[i], payload))
+            for r, (seq, payload) in enumerate(chunk):
+                rounds[r].append(Message(i, self.channels[i], seq, payload))
             self.cursor[i] = start + per_tenant
             if chunk:
                 last[i] = chunk[-1][0]
@@ -118,7 +126,7 @@ def _serve(config: PublisherConfig, conn: Connection) -> None:
     django.setup()
     client = redis.Redis.from_url(config.redis_url, socket_timeout=30, socket_connect_timeout=5)
     client.ping()
-    feed = _Feed(config.tenants)
+    feed = Feed(config.tenants)
     conn.send(("ready",))
     while conn.poll(IDLE_TIMEOUT_SECONDS):
         message = conn.recv()
@@ -135,7 +143,7 @@ def _serve(config: PublisherConfig, conn: Connection) -> None:
 
 
 def _publish(
-    client: redis.Redis, messages: list[tuple[str, bytes]], rate: float, conn: Connection
+    client: redis.Redis, messages: list[Message], rate: float, conn: Connection
 ) -> PublishResult:
     result = PublishResult(target_rate=rate, started=time.time())
     total = len(messages)
@@ -149,9 +157,9 @@ def _publish(
             continue
         upto = min(due, sent + PIPELINE_MAX)
         pipe = client.pipeline(transaction=False)
-        for channel, payload in messages[sent:upto]:
-            pipe.publish(channel, payload)
-            result.payload_bytes += len(payload)
+        for message in messages[sent:upto]:
+            pipe.publish(message.channel, message.payload)
+            result.payload_bytes += len(message.payload)
         pipe.execute()
         sent = upto
         if now >= next_progress:

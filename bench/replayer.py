@@ -15,28 +15,21 @@ publishing, and the result is a CommitterResult.
 
 import os
 import time
-import traceback
-import uuid
 from multiprocessing.connection import Connection
 
 import redis
 
+from bench.children import answer
 from bench.committer import CommitterConfig, CommitterResult
+from bench.publisher import Feed, Message
 
 PROGRESS_SECONDS = 0.5
 ORDER_TIMEOUT_SECONDS = 600.0
-LOAD_PAGE_BATCHES = 2000
 
 
 def run(config: CommitterConfig, conn: Connection) -> None:
     """Process entry point (multiprocessing, spawn)."""
-    try:
-        conn.send(("result", _run(config, conn)))
-        conn.poll(ORDER_TIMEOUT_SECONDS)  # until the parent says "exit"
-    except BaseException:
-        conn.send(("error", traceback.format_exc()))
-    finally:
-        conn.close()
+    answer(lambda: _run(config, conn), conn, ORDER_TIMEOUT_SECONDS)
 
 
 def _run(config: CommitterConfig, conn: Connection) -> CommitterResult | None:
@@ -46,39 +39,20 @@ def _run(config: CommitterConfig, conn: Connection) -> CommitterResult | None:
     django.setup()
     from django.conf import settings
 
-    from metricstream.stream.selectors import batches_after
-    from metricstream.tenants.models import channel_for
-
     client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=10)
     client.ping()
     mine = list(range(config.index, len(config.tenants), config.count))
+    feed = Feed([config.tenants[t] for t in mine])
     conn.send(("ready",))
 
-    # (tenant index, channel, seq, payload), the tenants interleaved: round r holds
-    # every tenant's r-th batch, as committers spread over tenants would produce them.
-    queue: list[tuple[int, str, int, bytes]] = []
+    # Every batch held, the tenants interleaved as committers spread over them produce them.
+    queue: list[Message] = []
     while conn.poll(ORDER_TIMEOUT_SECONDS):
         order = conn.recv()
         if order[0] == "load":
-            held: list[list[tuple[int, bytes]]] = []
-            for t in mine:
-                tenant = uuid.UUID(config.tenants[t])
-                batches: list[tuple[int, bytes]] = []
-                while page := batches_after(
-                    tenant,
-                    batches[-1][0] if batches else 0,
-                    max_batches=LOAD_PAGE_BATCHES,
-                    max_metrics=10**9,
-                ):
-                    batches.extend(page)
-                held.append(batches)
-            queue = [
-                (t, channel_for(uuid.UUID(config.tenants[t])), seq, payload)
-                for r in range(max((len(b) for b in held), default=0))
-                for t, batches in zip(mine, held, strict=True)
-                if r < len(batches)
-                for seq, payload in [batches[r]]
-            ]
+            held = feed.load()
+            messages, _last = feed.take(min(held.values(), default=0))
+            queue = [m._replace(tenant=mine[m.tenant]) for m in messages]
             conn.send(("progress", len(queue)))
         elif order[0] == "go":
             return _publish(client, queue, config.rate, order[1], order[2], config.index, conn)
@@ -89,7 +63,7 @@ def _run(config: CommitterConfig, conn: Connection) -> CommitterResult | None:
 
 def _publish(
     client: redis.Redis,
-    queue: list[tuple[int, str, int, bytes]],
+    queue: list[Message],
     rate: float,
     start_at: float,
     stop_at: float,
