@@ -10,6 +10,7 @@ import multiprocessing
 import multiprocessing.connection
 import subprocess
 import time
+import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
@@ -67,6 +68,21 @@ class Child:
             self.process.kill()
             self.process.join(timeout)
         self.conn.close()
+
+
+def answer(body: Callable[[], Any], conn: Connection, hold: float) -> None:
+    """A child's entry point around `body`: its result, or its traceback, sent to the parent.
+
+    After the result the child waits up to `hold` seconds for "exit", so what it
+    holds open (a database backend, its CPU counters) stays for the parent to read.
+    """
+    try:
+        conn.send(("result", body()))
+        conn.poll(hold)
+    except BaseException:
+        conn.send(("error", traceback.format_exc()))
+    finally:
+        conn.close()
 
 
 def pump_until(children: list[Child], done: Callable[[], bool], timeout: float, what: str) -> None:

@@ -16,12 +16,13 @@ import json
 import os
 import random
 import time
-import traceback
 import uuid
 from array import array
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
+
+from bench.children import answer
 
 PROGRESS_SECONDS = 0.5
 # How long a committer waits for the parent's "go" before giving up.
@@ -69,15 +70,9 @@ def make_metrics(rng: random.Random, now: float, count: int) -> list[dict[str, A
 
 def run(config: CommitterConfig, conn: Connection) -> None:
     """Process entry point (multiprocessing, spawn). DATABASE_URL etc. come from the environment."""
-    try:
-        conn.send(("result", _run(config, conn)))
-        # Keep the database connection, and so its server process and that process's
-        # CPU counters, until the parent has read them: it says "exit" when done.
-        conn.poll(EXIT_TIMEOUT_SECONDS)
-    except BaseException:
-        conn.send(("error", traceback.format_exc()))
-    finally:
-        conn.close()
+    # Keeps the database connection, and so its server process and that process's CPU
+    # counters, until the parent has read them: it says "exit" when done.
+    answer(lambda: _run(config, conn), conn, EXIT_TIMEOUT_SECONDS)
 
 
 def _run(config: CommitterConfig, conn: Connection) -> CommitterResult | None:
