@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench import capacity_probe as probe
-from bench import fixtures, sseclient
+from bench import fixtures, sseclient, streams
 from bench.children import Child, pump_until, stop_all
 
 # Opening thousands of streams through the session check takes a while on 2 cores.
@@ -59,15 +59,7 @@ def start_group(
     seeded: fixtures.Seeded, port: int, first: int, count: int, per_client: int
 ) -> list[Child]:
     """Client processes for streams first..first+count-1; stream i watches tenant i mod T."""
-    tenants = len(seeded.tenant_ids)
-    specs = [
-        sseclient.StreamSpec(
-            tenant=i % tenants,
-            tenant_id=seeded.tenant_ids[i % tenants],
-            session=seeded.viewer_sessions[i % tenants],
-        )
-        for i in range(first, first + count)
-    ]
+    specs = streams.stream_specs(seeded, first, count)
     chunks = [specs[k : k + per_client] for k in range(0, len(specs), per_client)]
     return [
         Child(

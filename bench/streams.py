@@ -34,15 +34,7 @@ def client_configs(
     `channels`, if given, are the tenants' channels for the Redis baseline,
     which then lives in client 0.
     """
-    tenants = len(seeded.tenant_ids)
-    specs = [
-        sseclient.StreamSpec(
-            tenant=i % tenants,
-            tenant_id=seeded.tenant_ids[i % tenants],
-            session=seeded.viewer_sessions[i % tenants],
-        )
-        for i in range(streams)
-    ]
+    specs = stream_specs(seeded, 0, streams)
     return [
         sseclient.ClientConfig(
             host="127.0.0.1",
@@ -54,6 +46,19 @@ def client_configs(
             progress_seconds=progress_seconds,
         )
         for k in range(clients)
+    ]
+
+
+def stream_specs(seeded: fixtures.Seeded, first: int, count: int) -> list[sseclient.StreamSpec]:
+    """Streams first..first+count-1; stream i watches tenant i mod T, as its viewer."""
+    tenants = len(seeded.tenant_ids)
+    return [
+        sseclient.StreamSpec(
+            tenant=i % tenants,
+            tenant_id=seeded.tenant_ids[i % tenants],
+            session=seeded.viewer_sessions[i % tenants],
+        )
+        for i in range(first, first + count)
     ]
 
 
