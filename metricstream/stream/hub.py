@@ -92,12 +92,12 @@ class Subscription:
         self.quiet_ticks = 0
         self.heartbeat_due = False
 
-    def tick(self, now: float, heartbeat_ticks: int) -> None:
+    def tick(self, now: float) -> None:
         if now >= self.deadline:
             self.close_soon()
             return
         self.quiet_ticks += 1
-        if self.quiet_ticks >= heartbeat_ticks:
+        if self.quiet_ticks >= HEARTBEAT_TICKS:
             self.heartbeat_due = True
             self._wake()
 
@@ -267,9 +267,10 @@ class Hub:
         while True:
             await asyncio.sleep(self._tick_seconds)
             now = loop.time()
-            for streams in list(self._streams.values()):
-                for sub in list(streams):
-                    sub.tick(now, HEARTBEAT_TICKS)
+            # Ticking only sets flags and wakes waiters: no stream opens or closes meanwhile.
+            for streams in self._streams.values():
+                for sub in streams:
+                    sub.tick(now)
 
     async def _manage(self) -> None:
         while True:
